@@ -1,0 +1,235 @@
+"""Green computing power network environment (STPer system model, section III)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcpn import spaces
+from jaxcpn.cpn import model
+from jaxcpn.cpn.generator import generate_instance, validate_params
+from jaxcpn.cpn.types import CPNConfig, CPNObservation, CPNParams, CPNState
+from jaxcpn.environment import Environment
+
+
+def routing_tables(params: CPNParams) -> tuple[jax.Array, jax.Array]:
+    """Shortest-path tables of every user's packet size (Floyd-Warshall by per-hop delay).
+
+    Returns:
+        ``(dist, next_hop)``: ``(U, N, N)`` float32 route delays (s, switching of the sending
+        nodes included) and ``(U, N, N)`` int32 next hops.
+    """
+    hop = jax.vmap(model.hop_delays, in_axes=(0, None, None, None))(
+        params.packet_size, params.bandwidth, params.switch_delay, params.adjacency
+    )
+    return jax.vmap(model.shortest_paths)(hop)
+
+
+def hydro_discount(hydro, params: CPNParams) -> jax.Array:
+    """Per-node hydropower discount ``alpha_n = 1 - share_n * h`` for normalised generation ``h``."""
+    return 1.0 - params.hydro_share * jnp.asarray(hydro)[..., None]
+
+
+class GreenCPN(Environment[CPNState, CPNParams]):
+    """Hourly task scheduling in a green computing power network (STPer).
+
+    - Observation: :class:`CPNObservation` (float32 pytree): current task workloads ``(U,)`` and
+      per-node demand ``(N,)``; windows of the last ``W`` slots (current included) of the
+      normalised price ``(W,)``, per-node hydro discount ``(W, N)`` and per-node demand
+      ``(W, N)``; node features ``(N, 3)`` (power, green flag, hydro share); time features ``(3,)``.
+    - Action: ``int32[U]``, destination node of each user's task
+      (``MultiDiscrete([N] * U)``).
+    - Reward: slot profit, ``sum_u R_u - E_u`` (eqs. 3, 5, 15); a task later than its deadline
+      earns ``late_revenue_fraction`` of its revenue (0 by default) and pays its cost.
+    - Termination: never; an episode is truncated after ``episode_length`` slots.
+    - Info: per-task ``delay``, ``transmission_delay``, ``offset``, ``compute_delay``,
+      ``revenue``, ``cost``, ``deadline_miss`` (all ``(U,)``), ``profit`` (scalar) and
+      ``invalid_action`` (bool: an action entry was outside ``[0, N)``; see ``step_env``).
+    """
+
+    def __init__(self, config: CPNConfig | None = None):
+        self.config = CPNConfig() if config is None else config
+
+    @property
+    def default_params(self) -> CPNParams:
+        """The seed-0 instance of this config."""
+        return validate_params(generate_instance(jax.random.PRNGKey(0), self.config), self.config)
+
+    # ------------------------------------------------------------------ episode
+    def reset_env(self, key: jax.Array, params: CPNParams) -> tuple[CPNObservation, CPNState]:
+        """Draws the episode's start hour uniformly over the series."""
+        cfg = self.config
+        num_hours = params.price_series.shape[0]
+        # The final observation of an episode looks one slot past its end, so the series must
+        # cover start - (W - 1) .. start + T.
+        start = jax.random.randint(key, (), cfg.window - 1, num_hours - cfg.episode_length, jnp.int32)
+        state = CPNState(time=jnp.zeros((), jnp.int32), start=start)
+        return self.get_obs(state, params), state
+
+    def step_env(self, key: jax.Array, state: CPNState, action: jax.Array, params: CPNParams):
+        """Schedules the slot's tasks to ``action`` and advances one hour.
+
+        Outside ``jit`` an action entry outside ``[0, N)`` raises ``ValueError``; inside ``jit``
+        it cannot raise, so ``info["invalid_action"]`` is set (indices are then clamped by
+        JAX's gather semantics, which makes the slot's numbers meaningless: check the flag).
+        """
+        del key  # the slot's outcome is deterministic given the state and the action
+        action = jnp.asarray(action)
+        if not isinstance(action, jax.core.Tracer):
+            check_action(np.asarray(action), self.config)
+        info = self.evaluate_slot(state, action, params)
+        next_state = state.replace(time=state.time + 1)
+        truncated = next_state.time >= self.config.episode_length
+        terminated = jnp.zeros((), bool)
+        obs = self.get_obs(next_state, params)
+        return obs, next_state, info["profit"], terminated, truncated, info
+
+    # ------------------------------------------------------------------ slot maths
+    def slot_inputs(self, state: CPNState, params: CPNParams):
+        """Exogenous numbers of the current slot: ``(workload (U,), price (), discount (N,))``."""
+        index = state.start + state.time
+        price = params.price_series[index]
+        discount = hydro_discount(params.hydro_series[index], params)
+        workload = workload_model(index[None], params.workload_shock[index][None], params)[0]
+        return workload, price, discount
+
+    def evaluate_slot(self, state: CPNState, action: jax.Array, params: CPNParams) -> dict:
+        """Delays and profit of scheduling the current slot's tasks to ``action`` (pure).
+
+        Returns:
+            The info dict of ``step`` (without ``final_observation``).
+        """
+        cfg = self.config
+        action = action.astype(jnp.int32)
+        invalid = jnp.any((action < 0) | (action >= cfg.num_nodes))
+        workload, price, discount = self.slot_inputs(state, params)
+        _, next_hop = routing_tables(params)
+        routes, hop_mask = jax.vmap(model.route, in_axes=(0, 0, 0, None))(
+            next_hop, params.user_node, action, cfg.hops
+        )
+        access = params.packet_size / params.access_bandwidth
+        src, dst = routes[:, :-1], routes[:, 1:]
+        transmission = access + model.transmission_delay(
+            packet_size=params.packet_size,
+            bandwidths=params.bandwidth[src, dst],
+            switch_delays=params.switch_delay[src],
+            hop_mask=hop_mask,
+        )  # eq. (1)
+        _, offset = model.fifo_dispatch(routes, hop_mask, params.packet_size, access, params.bandwidth, params.switch_delay)
+        power = params.power[action]
+        compute = workload / power
+        delay = transmission + offset + compute  # eq. (2)
+        gross = model.revenue(workload=workload, delay=delay, unit_price=params.unit_price, eta=params.eta)
+        miss = delay > params.deadline
+        paid = jnp.where(miss, params.late_revenue_fraction * gross, gross)
+        cost = model.compute_cost(
+            workload=workload, power=power, price=price, discount=discount[action],
+            usage_price=params.usage_price, kappa=params.kappa,
+        )  # eq. (5)
+        return dict(
+            delay=delay, transmission_delay=transmission, offset=offset, compute_delay=compute,
+            revenue=paid, cost=cost, deadline_miss=miss, profit=jnp.sum(paid - cost),
+            invalid_action=invalid,
+        )
+
+    def task_profit_matrix(self, state: CPNState, params: CPNParams) -> jax.Array:
+        """Profit of each task at each destination, ignoring link conflicts (``t_off = 0``).
+
+        Returns:
+            ``(U, N)`` float32.
+        """
+        workload, price, discount = self.slot_inputs(state, params)
+        dist, _ = routing_tables(params)
+        route_delay = jnp.take_along_axis(dist, params.user_node[:, None, None], axis=1)[:, 0, :]
+        delay = (params.packet_size / params.access_bandwidth)[:, None] + route_delay + workload[:, None] / params.power
+        gross = model.revenue(workload=workload[:, None], delay=delay, unit_price=params.unit_price, eta=params.eta)
+        paid = jnp.where(delay > params.deadline[:, None], params.late_revenue_fraction * gross, gross)
+        cost = model.compute_cost(
+            workload=workload[:, None], power=params.power, price=price, discount=discount,
+            usage_price=params.usage_price, kappa=params.kappa,
+        )
+        return paid - cost
+
+    # ------------------------------------------------------------------ observation
+    def get_obs(self, state: CPNState, params: CPNParams) -> CPNObservation:
+        """Builds the observation with ``dynamic_slice`` windows at the time index."""
+        cfg = self.config
+        first = state.start + state.time - (cfg.window - 1)
+        price_window = jax.lax.dynamic_slice(params.price_series, (first,), (cfg.window,))
+        hydro_window = hydro_discount(jax.lax.dynamic_slice(params.hydro_series, (first,), (cfg.window,)), params)
+        shock = jax.lax.dynamic_slice(params.workload_shock, (first, 0), (cfg.window, cfg.num_users))
+        load_window = workload_model(first + jnp.arange(cfg.window, dtype=jnp.int32), shock, params)
+        attach = jax.nn.one_hot(params.user_node, cfg.num_nodes, dtype=jnp.float32)
+        demand_window = load_window @ attach
+        hour = (params.series_start_hour + state.start + state.time) % 24
+        angle = 2.0 * math.pi * hour.astype(jnp.float32) / 24.0
+        time_features = jnp.stack(
+            [jnp.sin(angle), jnp.cos(angle), state.time.astype(jnp.float32) / cfg.episode_length]
+        )
+        node_features = jnp.stack(
+            [params.power, params.green.astype(jnp.float32), params.hydro_share], axis=-1
+        )
+        return CPNObservation(
+            task_workload=load_window[-1],
+            node_demand=demand_window[-1],
+            price_window=price_window.astype(jnp.float32),
+            hydro_window=hydro_window.astype(jnp.float32),
+            demand_window=demand_window,
+            node_features=node_features.astype(jnp.float32),
+            time_features=time_features,
+        )
+
+    # ------------------------------------------------------------------ spaces
+    def action_space(self, params: CPNParams | None = None) -> spaces.MultiDiscrete:
+        """``MultiDiscrete([N] * U)``."""
+        return spaces.MultiDiscrete([self.config.num_nodes] * self.config.num_users)
+
+    def observation_space(self, params: CPNParams | None = None) -> spaces.Dict:
+        """Dict space matching :class:`CPNObservation` field by field."""
+        n, u, w = self.config.num_nodes, self.config.num_users, self.config.window
+        inf = np.inf
+        return spaces.Dict(
+            dict(
+                task_workload=spaces.Box(0.0, inf, (u,)),
+                node_demand=spaces.Box(0.0, inf, (n,)),
+                price_window=spaces.Box(-inf, inf, (w,)),
+                hydro_window=spaces.Box(0.0, 1.0, (w, n)),
+                demand_window=spaces.Box(0.0, inf, (w, n)),
+                node_features=spaces.Box(0.0, inf, (n, 3)),
+                time_features=spaces.Box(-1.0, 1.0, (3,)),
+            )
+        )
+
+
+def workload_model(index: jax.Array, shock: jax.Array, params: CPNParams) -> jax.Array:
+    """Task workloads: a daily sinusoid per user plus Gaussian noise, floored (paper V-A).
+
+    ``m_u(t) = max(floor, base_u (1 + amp_u sin(2 pi hour(t) / 24 + phase_u)) + sigma_u eps)``.
+
+    Args:
+        index: ``(S,)`` int32 series indices of the slots.
+        shock: ``(S, U)`` standard normal draws (``params.workload_shock`` rows).
+
+    Returns:
+        ``(S, U)`` float32 workloads (TFLOP).
+    """
+    # The daily profile depends only on the hour of day: build it once per user (24 x U, not
+    # batched when params are shared) and gather, instead of a sin per window entry.
+    hours = jnp.arange(24, dtype=jnp.float32)[:, None]
+    profile = params.workload_base * (1.0 + params.workload_amplitude * jnp.sin(2.0 * math.pi * hours / 24.0 + params.workload_phase))
+    mean = profile[(params.series_start_hour + index) % 24]
+    return jnp.maximum(params.workload_floor, mean + params.workload_noise * shock).astype(jnp.float32)
+
+
+def check_action(action: np.ndarray, config: CPNConfig) -> None:
+    """Host-side action check: raises ``ValueError`` naming the bad entries."""
+    if action.shape[-1:] != (config.num_users,):
+        raise ValueError(f"action shape {action.shape} is invalid: last axis must be num_users={config.num_users}")
+    bad = np.argwhere((action < 0) | (action >= config.num_nodes))
+    if bad.size:
+        raise ValueError(
+            f"action[{tuple(bad[0])}]={action[tuple(bad[0])]} is invalid: destinations must be in [0, {config.num_nodes - 1}]"
+        )
