@@ -56,7 +56,8 @@ class GreenCPN(Environment[CPNState, CPNParams]):
     @property
     def default_params(self) -> CPNParams:
         """The seed-0 instance of this config."""
-        return validate_params(generate_instance(jax.random.PRNGKey(0), self.config), self.config)
+        generate = jax.jit(generate_instance, static_argnums=1)
+        return validate_params(generate(jax.random.PRNGKey(0), self.config), self.config)
 
     # ------------------------------------------------------------------ episode
     def reset_env(self, key: jax.Array, params: CPNParams) -> tuple[CPNObservation, CPNState]:

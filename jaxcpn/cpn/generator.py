@@ -24,7 +24,7 @@ DEFAULTS = dict(
     unit_price=0.5,  # paper V-A
     eta=2.0,  # paper V-A
     usage_price=0.2,  # paper V-A
-    kappa=0.01,  # choice, calibrated (docs/model.md)
+    kappa=0.03,  # choice, calibrated (docs/model.md)
     green_fraction=0.3,  # choice
     hydro_share_range=(0.5, 0.9),  # choice
     workload_base_range=(1.5, 2.5),  # TFLOP, choice
@@ -183,7 +183,8 @@ def validate_params(params: CPNParams, config: CPNConfig) -> CPNParams:
             _fail(field, f"shape {arr.shape}", "a 1-D hourly series")
         bad = np.argwhere(~np.isfinite(arr))
         if bad.size:
-            _fail(field, f"non-finite value {arr[tuple(bad[0])]} at index {tuple(bad[0])}", "finite numbers (no NaN/inf)")
+            index = tuple(int(i) for i in bad[0])
+            _fail(field, f"non-finite value {arr[index]} at index {index}", "finite numbers (no NaN/inf)")
     need = config.window + config.episode_length + 1
     if p.price_series.shape[0] < need or p.hydro_series.shape[0] < need:
         _fail("price_series/hydro_series", f"length {min(p.price_series.shape[0], p.hydro_series.shape[0])}",

@@ -148,6 +148,7 @@ def fifo_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch
         ``(arrival, offset)``: ``(U,)`` arrival time at the destination (s) and ``(U,)`` total
         waiting ``t_off`` (s).
     """
+    bandwidth, switch_delay, access_delay = map(jnp.asarray, (bandwidth, switch_delay, access_delay))
     num_nodes = bandwidth.shape[0]
 
     def per_task(link_free, task):

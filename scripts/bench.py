@@ -1,0 +1,57 @@
+"""Benchmarks of jaxcpn, measured side by side in one process and reported as ratios.
+
+Usage:
+    python scripts/bench.py                       # every available section, full size
+    python scripts/bench.py --sections cpn --quick
+    python scripts/bench.py --out bench.json      # JSON next to the printed markdown tables
+
+Each section lives in ``scripts/benchmarks/<name>.py`` with ``run(quick) -> dict`` and
+``markdown(results) -> str``; docs/bench.md records the tables with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+SECTIONS = ("cpn", "mec", "ppo")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes (a smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="write all results as JSON to this file")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: unknown {unknown}; allowed: {list(SECTIONS)}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    report = {
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "jax": jax.__version__,
+                    "devices": [str(d) for d in jax.devices()]},
+        "quick": args.quick,
+    }
+    for name in chosen:
+        module = importlib.import_module(f"benchmarks.{name}")
+        start = time.perf_counter()
+        results = module.run(quick=args.quick)
+        results["section_seconds"] = time.perf_counter() - start
+        report[name] = results
+        print(f"\n## {name}\n\n{module.markdown(results)}\n", flush=True)
+    if args.out is not None:
+        args.out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""Green CPN environment: batched episodes, reference equivalence, params sweeps, validation."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from agents.baselines import cpn_greedy, cpn_oracle, cpn_random, rollout_cpn
+from jaxcpn.cpn import CPNConfig, GreenCPN, generate_instance, validate_params
+from jaxcpn.cpn.reference import CPNReference
+
+CONFIG = CPNConfig()
+
+
+@pytest.fixture(scope="module")
+def env():
+    return GreenCPN(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def params(env):
+    return env.default_params
+
+
+def test_episode_jit_vmap_1024_no_recompilation(env, params):
+    num_envs = 1024
+    obs_space, act_space = env.observation_space(params), env.action_space(params)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(keys, state, action):
+        return jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
+
+    obs_ok = jax.jit(jax.vmap(obs_space.contains))
+    act_ok = jax.jit(jax.vmap(act_space.contains))
+    sample = jax.jit(jax.vmap(act_space.sample))
+    key = jax.random.PRNGKey(0)
+    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(key, num_envs), params)
+    returns = jnp.zeros(num_envs)
+    for t in range(CONFIG.episode_length):
+        key, key_act, key_step = jax.random.split(key, 3)
+        action = sample(jax.random.split(key_act, num_envs))
+        assert bool(act_ok(action).all())
+        obs, state, reward, terminated, truncated, info = step(jax.random.split(key_step, num_envs), state, action)
+        assert bool(obs_ok(obs).all())
+        assert bool(obs_ok(info["final_observation"]).all())
+        chex.assert_tree_all_finite((obs, reward, info))
+        chex.assert_shape(info["delay"], (num_envs, CONFIG.num_users))
+        assert not bool(terminated.any())
+        assert bool(truncated.all()) == (t == CONFIG.episode_length - 1)
+        assert not bool(info["invalid_action"].any())
+        returns += reward
+    # Auto-reset: the time index restarted for every env.
+    assert bool((state.time == 0).all())
+    assert bool(jnp.isfinite(returns).all())
+
+
+def test_reference_equivalence_50_instances(env):
+    """JAX env == NumPy reference on 50 random instances and random action sequences."""
+    num_instances = 50
+    keys = jax.random.split(jax.random.PRNGKey(42), num_instances)
+    batch = jax.jit(jax.vmap(lambda k: generate_instance(k, CONFIG, series_hours=24 * 21)))(keys)
+    _, states = jax.vmap(env.reset)(keys, batch)
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, CONFIG.num_nodes, (CONFIG.episode_length, num_instances, CONFIG.num_users))
+    step = jax.jit(jax.vmap(env.step))
+    jax_out = []
+    for t in range(CONFIG.episode_length):
+        obs, states, reward, _, truncated, info = step(keys, states, jnp.asarray(actions[t]), batch)
+        jax_out.append((jax.tree.map(np.asarray, info["final_observation"]), np.asarray(reward), jax.tree.map(np.asarray, info)))
+    starts = np.asarray(jax.vmap(env.reset)(keys, batch)[1].start)
+    batch = jax.device_get(batch)
+    for i in range(num_instances):
+        instance = jax.tree.map(lambda x: x[i], batch)
+        ref = CPNReference(instance, CONFIG)
+        ref.reset(int(starts[i]))
+        for t in range(CONFIG.episode_length):
+            ref_obs, ref_reward, _, _, ref_info = ref.step(actions[t, i])
+            final_obs, reward, info = jax_out[t]
+            np.testing.assert_allclose(reward[i], ref_reward, rtol=2e-5, atol=1e-4)
+            for name in ("delay", "offset", "revenue", "cost"):
+                np.testing.assert_allclose(info[name][i], ref_info[name], rtol=2e-5, atol=1e-5, err_msg=name)
+            np.testing.assert_array_equal(info["deadline_miss"][i], ref_info["deadline_miss"])
+            for name, value in ref_obs.items():
+                np.testing.assert_allclose(getattr(final_obs, name)[i], value, rtol=2e-5, atol=1e-5, err_msg=name)
+
+
+def test_seeds_repeat_and_differ(env, params):
+    rollout = jax.jit(lambda key: rollout_cpn(cpn_random, env, params, key, num_envs=4)["profit"])
+
+    def run(seed):
+        return rollout(jax.random.PRNGKey(seed))
+
+    chex.assert_trees_all_close(run(1), run(1))
+    assert not np.allclose(run(1), run(2))
+    instance_a = generate_instance(jax.random.PRNGKey(1), CONFIG)
+    instance_b = generate_instance(jax.random.PRNGKey(2), CONFIG)
+    assert not np.allclose(instance_a.power, instance_b.power)
+
+
+def test_params_sweep_is_one_program(env, params):
+    """A vmap over a params leaf (node computing power) runs as one compiled program."""
+    scales = jnp.array([1.0, 2.0, 4.0])
+    sweep = lambda s: params.replace(power=params.power[None, :] * s[:, None])  # noqa: E731
+    swept = sweep(scales)
+    axes = jax.tree.map(lambda _: None, params).replace(power=0)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def delays(swept):
+        _, state = env.reset(jax.random.PRNGKey(0), params)
+        action = jnp.arange(CONFIG.num_users) % CONFIG.num_nodes
+        info = jax.vmap(env.evaluate_slot, in_axes=(None, None, axes))(state, action, swept)
+        return info["compute_delay"].mean(-1)
+
+    out = delays(swept)
+    delays(sweep(scales + 0.5))
+    # Compute delay m / f scales inversely with power.
+    np.testing.assert_allclose(out[0] / out[1], 2.0, rtol=1e-5)
+    np.testing.assert_allclose(out[0] / out[2], 4.0, rtol=1e-5)
+
+
+def test_policies_emit_valid_actions(env, params):
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(3), 16), params)
+    space = env.action_space(params)
+    for policy in (cpn_random, cpn_greedy, cpn_oracle):
+        action = jax.jit(jax.vmap(lambda k, s: policy(k, env, s, params)))(jax.random.split(jax.random.PRNGKey(4), 16), state)
+        assert action.dtype == jnp.int32
+        assert bool(jax.vmap(space.contains)(action).all()), policy.__name__
+
+
+def test_oracle_at_least_greedy(env, params):
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(5), 32), params)
+
+    @jax.jit
+    def profits(state):
+        def one(s):
+            greedy = env.evaluate_slot(s, cpn_greedy(None, env, s, params), params)["profit"]
+            oracle = env.evaluate_slot(s, cpn_oracle(None, env, s, params), params)["profit"]
+            return greedy, oracle
+
+        return jax.vmap(one)(state)
+
+    greedy, oracle = profits(state)
+    assert bool((oracle >= greedy - 1e-4).all())
+
+
+def test_step_outside_jit_rejects_bad_action(env, params):
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    bad = jnp.full((CONFIG.num_users,), CONFIG.num_nodes)
+    with pytest.raises(ValueError, match="destinations must be in"):
+        env.step(jax.random.PRNGKey(1), state, bad, params)
+    # Inside jit it cannot raise: the flag says so.
+    info = jax.jit(env.step)(jax.random.PRNGKey(1), state, bad, params)[-1]
+    assert bool(info["invalid_action"])
+
+
+# ----------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_nodes=0), r"CPNConfig.num_nodes=0 .* >= 1"),
+        (dict(num_users=-1), r"CPNConfig.num_users=-1"),
+        (dict(window=0), r"CPNConfig.window=0"),
+        (dict(episode_length=0), r"CPNConfig.episode_length=0"),
+        (dict(routing="teleport"), r"CPNConfig.routing='teleport'"),
+    ],
+)
+def test_invalid_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CPNConfig(**kwargs)
+
+
+def _edit(params, **changes):
+    return params.replace(**{k: jnp.asarray(v) for k, v in changes.items()})
+
+
+def test_invalid_params(params):
+    n = CONFIG.num_nodes
+    i, j = map(int, np.argwhere(np.asarray(params.adjacency))[0])
+    cases = [
+        (_edit(params, power=params.power.at[0].set(-1.0)), r"CPNParams.power: min -1"),
+        (_edit(params, bandwidth=params.bandwidth.at[i, j].set(0.0).at[j, i].set(0.0)), r"CPNParams.bandwidth"),
+        (_edit(params, access_bandwidth=params.access_bandwidth.at[2].set(0.0)), r"access_bandwidth.*disconnected"),
+        (_edit(params, user_node=params.user_node.at[0].set(n)), r"CPNParams.user_node"),
+        (_edit(params, adjacency=jnp.zeros((n, n), bool), bandwidth=jnp.zeros((n, n))), r"disconnected graph"),
+        (_edit(params, price_series=params.price_series.at[5].set(jnp.nan)), r"price_series: non-finite value nan at index \(5,\)"),
+        (_edit(params, hydro_series=params.hydro_series.at[3].set(jnp.nan)), r"hydro_series: non-finite"),
+        (_edit(params, kappa=-0.1), r"CPNParams.kappa"),
+        (_edit(params, deadline=params.deadline.at[0].set(0.0)), r"CPNParams.deadline"),
+        (_edit(params, hydro_share=params.hydro_share + 2.0), r"CPNParams.hydro_share"),
+    ]
+    for bad, match in cases:
+        with pytest.raises(ValueError, match=match):
+            validate_params(bad, CONFIG)
+
+
+def test_window_longer_than_series(params):
+    config = dataclasses.replace(CONFIG, window=params.price_series.shape[0])
+    with pytest.raises(ValueError, match=r"window \+ episode_length \+ 1"):
+        validate_params(params, config)
+
+
+def test_unknown_override():
+    with pytest.raises(ValueError, match="unknown override"):
+        generate_instance(jax.random.PRNGKey(0), CONFIG, kapa=1.0)
