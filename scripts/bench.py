@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jax
 
-SECTIONS = ("cpn", "mec", "ppo")
+SECTIONS = ("cpn", "mec", "routing", "ppo")
 
 
 def main(argv=None) -> int:
