@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -47,7 +48,9 @@ class GreenCPN(Environment[CPNState, CPNParams]):
     - Termination: never; an episode is truncated after ``episode_length`` slots.
     - Info: per-task ``delay``, ``transmission_delay``, ``offset``, ``compute_delay``,
       ``revenue``, ``cost``, ``deadline_miss`` (all ``(U,)``), ``profit`` (scalar) and
-      ``invalid_action`` (bool: an action entry was outside ``[0, N)``; see ``step_env``).
+      ``invalid_action`` (bool: an action entry was outside ``[0, N)``; see ``step_env``),
+      ``routing_fallback`` (bool: routing ``"milp"`` failed for the slot and the ``"shortest"``
+      numbers were used; always False in ``"shortest"`` mode).
     """
 
     def __init__(self, config: CPNConfig | None = None):
@@ -122,6 +125,9 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         _, offset = model.fifo_dispatch(routes, hop_mask, params.packet_size, access, params.bandwidth, params.switch_delay)
         power = params.power[action]
         compute = workload / power
+        fallback = jnp.zeros((), bool)
+        if cfg.routing == "milp":
+            transmission, offset, fallback = self.milp_delays(action, workload, compute, params, transmission, offset)
         delay = transmission + offset + compute  # eq. (2)
         gross = model.revenue(workload=workload, delay=delay, unit_price=params.unit_price, eta=params.eta)
         miss = delay > params.deadline
@@ -133,8 +139,28 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         return dict(
             delay=delay, transmission_delay=transmission, offset=offset, compute_delay=compute,
             revenue=paid, cost=cost, deadline_miss=miss, profit=jnp.sum(paid - cost),
-            invalid_action=invalid,
+            invalid_action=invalid, routing_fallback=fallback,
         )
+
+    def milp_delays(self, action, workload, compute, params: CPNParams, shortest_transmission, shortest_offset):
+        """``"milp"`` routing of the slot through the batched host callback (one call per step).
+
+        Returns:
+            ``(transmission (U,), offset (U,), fallback ())``: the MILP's ``t_tr`` (eq. 1 on its
+            routes) and ``t_off``, or the ``"shortest"`` numbers with ``fallback`` True when the
+            solve failed (infeasible deadline, time limit, solver error).
+        """
+        cfg = self.config
+        solve = _milp_callback(cfg)
+        destination = jnp.clip(action, 0, cfg.num_nodes - 1)
+        transmission, offset, status = solve(
+            params.adjacency, params.bandwidth, params.switch_delay, params.user_node, destination,
+            params.packet_size, params.access_bandwidth, params.deadline, workload, compute,
+            params.unit_price, params.eta,
+        )
+        fallback = status > 1  # solvers.routing.STATUS_SUBOPTIMAL: the last usable status
+        return (jnp.where(fallback, shortest_transmission, transmission),
+                jnp.where(fallback, shortest_offset, offset), fallback)
 
     def task_profit_matrix(self, state: CPNState, params: CPNParams) -> jax.Array:
         """Profit of each task at each destination, ignoring link conflicts (``t_off = 0``).
@@ -203,6 +229,24 @@ class GreenCPN(Environment[CPNState, CPNParams]):
                 time_features=spaces.Box(-1.0, 1.0, (3,)),
             )
         )
+
+
+@functools.lru_cache(maxsize=None)
+def _milp_callback(config: CPNConfig):
+    """The traceable MILP routing of ``config`` (built once per config; CVXPY stays lazy)."""
+    from solvers.callbacks import batched_callback
+    from solvers.routing import RoutingOptions, batch_solve
+
+    options = RoutingOptions(
+        tick=float(config.milp_tick), num_paths=config.milp_paths, formulation=config.milp_formulation,
+        time_limit=float(config.milp_time_limit), max_iterations=config.milp_iterations,
+        deadlines=config.milp_deadlines,
+    )
+    users = config.num_users
+    shapes = (jax.ShapeDtypeStruct((users,), jnp.float32), jax.ShapeDtypeStruct((users,), jnp.float32),
+              jax.ShapeDtypeStruct((), jnp.int32))
+    return batched_callback(functools.partial(batch_solve, options=options), shapes,
+                            processes=config.milp_processes, min_pool_batch=2)
 
 
 def workload_model(index: jax.Array, shock: jax.Array, params: CPNParams) -> jax.Array:

@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-ROUTING_MODES = ("shortest",)
+ROUTING_MODES = ("shortest", "milp")
+MILP_FORMULATIONS = ("paths", "edges")
+MILP_DEADLINE_MODES = ("strict", "reachable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +23,22 @@ class CPNConfig:
         num_users: number of users ``U``, one task each per slot (default one per node).
         window: look-back window ``W`` of the observation's series, in slots (hours).
         episode_length: slots per episode ``T`` (24 = one day of hourly slots).
-        routing: ``"shortest"`` (pure JAX, default).
+        routing: ``"shortest"`` (pure JAX, default) or ``"milp"`` (the routing MILP of eqs. 6-14
+            with the quadratic-transform loop, solved on the host through
+            ``solvers.callbacks``; a failed solve falls back to ``"shortest"`` for that slot and
+            sets ``info["routing_fallback"]``).
         max_hops: longest route in hops; ``None`` means ``num_nodes - 1`` (always enough).
+        milp_tick: ``"milp"`` time tick (s); start times are whole ticks.
+        milp_paths: ``"milp"`` candidate paths per task (k shortest).
+        milp_formulation: ``"paths"`` (candidate-path choice) or ``"edges"`` (the paper's
+            edge-use variables with flow conservation).
+        milp_time_limit: ``"milp"`` wall-clock budget of one slot's solve loop (s).
+        milp_iterations: cap on quadratic-transform iterations per slot.
+        milp_deadlines: ``"strict"`` (eq. 14 for every task: a slot with a task that cannot
+            meet its deadline is infeasible and falls back) or ``"reachable"`` (eq. 14 only for
+            tasks that can meet it alone in the network).
+        milp_processes: host processes the batch of solves is fanned out over (``None``: all
+            cores; 1: in the calling process).
     """
 
     num_nodes: int = 10
@@ -31,6 +47,13 @@ class CPNConfig:
     episode_length: int = 24
     routing: str = "shortest"
     max_hops: int | None = None
+    milp_tick: float = 0.01
+    milp_paths: int = 3
+    milp_formulation: str = "paths"
+    milp_time_limit: float = 10.0
+    milp_iterations: int = 5
+    milp_deadlines: str = "strict"
+    milp_processes: int | None = 1
 
     def __post_init__(self):
         for name, low in (("num_nodes", 1), ("num_users", 1), ("window", 1), ("episode_length", 1)):
@@ -41,6 +64,20 @@ class CPNConfig:
             raise ValueError(f"CPNConfig.routing={self.routing!r} is invalid: must be one of {ROUTING_MODES}")
         if self.max_hops is not None and not (1 <= self.max_hops):
             raise ValueError(f"CPNConfig.max_hops={self.max_hops!r} is invalid: must be None or an int >= 1")
+        if not (isinstance(self.milp_tick, (int, float)) and self.milp_tick > 0):
+            raise ValueError(f"CPNConfig.milp_tick={self.milp_tick!r} is invalid: must be a float > 0 (s)")
+        if not (isinstance(self.milp_paths, int) and self.milp_paths >= 1):
+            raise ValueError(f"CPNConfig.milp_paths={self.milp_paths!r} is invalid: must be an int >= 1")
+        if self.milp_formulation not in MILP_FORMULATIONS:
+            raise ValueError(f"CPNConfig.milp_formulation={self.milp_formulation!r} is invalid: must be one of {MILP_FORMULATIONS}")
+        if not (isinstance(self.milp_time_limit, (int, float)) and self.milp_time_limit > 0):
+            raise ValueError(f"CPNConfig.milp_time_limit={self.milp_time_limit!r} is invalid: must be > 0 (s)")
+        if not (isinstance(self.milp_iterations, int) and self.milp_iterations >= 1):
+            raise ValueError(f"CPNConfig.milp_iterations={self.milp_iterations!r} is invalid: must be an int >= 1")
+        if self.milp_deadlines not in MILP_DEADLINE_MODES:
+            raise ValueError(f"CPNConfig.milp_deadlines={self.milp_deadlines!r} is invalid: must be one of {MILP_DEADLINE_MODES}")
+        if self.milp_processes is not None and not (isinstance(self.milp_processes, int) and self.milp_processes >= 1):
+            raise ValueError(f"CPNConfig.milp_processes={self.milp_processes!r} is invalid: must be None or an int >= 1")
 
     @property
     def hops(self) -> int:
