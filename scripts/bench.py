@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import platform
 import sys
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import jax
 
-SECTIONS = ("cpn", "mec", "routing", "ppo")
+SECTIONS = ("cpn", "mec", "routing", "ppo", "sb3")
+# Sections that need an optional extra: skipped with a message when it is not installed.
+OPTIONAL = {"sb3": ("stable_baselines3", "torch")}
 
 
 def main(argv=None) -> int:
@@ -41,6 +44,11 @@ def main(argv=None) -> int:
         "quick": args.quick,
     }
     for name in chosen:
+        missing = [m for m in OPTIONAL.get(name, ()) if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"\n## {name}\n\nskipped: {missing} not installed (pip install torch==2.13.0 && pip install -e '.[bench]')\n")
+            report[name] = {"skipped": f"missing {missing}"}
+            continue
         module = importlib.import_module(f"benchmarks.{name}")
         start = time.perf_counter()
         results = module.run(quick=args.quick)

@@ -1,0 +1,14 @@
+"""Flax networks of the agents."""
+
+from agents.networks.stper import (
+    VARIANTS,
+    GCNLayer,
+    STPerNetwork,
+    batch_apply,
+    dense_graph,
+    entropy,
+    log_prob,
+    sample,
+)
+
+__all__ = ["VARIANTS", "GCNLayer", "STPerNetwork", "batch_apply", "dense_graph", "entropy", "log_prob", "sample"]

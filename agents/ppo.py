@@ -1,0 +1,413 @@
+"""PPO for the green CPN (STPer, paper section IV-C), PureJaxRL style.
+
+``make_train(config) -> train(key)`` runs a whole training as one jitted program whose loops are
+all ``lax.scan``s; ``jax.jit(jax.vmap(train))(keys)`` trains several seeds at once. For a
+progress bar and checkpoints, :func:`make_trainer` exposes the same program in pieces:
+``init(key) -> RunnerState`` and ``train_chunk(runner_state, num_updates)``, so a host loop can
+run chunks of updates, report and checkpoint between them, and resume from a saved
+:class:`RunnerState` to exactly the result of an uninterrupted run.
+
+Choices (documented in docs/model_agents.md):
+
+- **Reward scaling.** The slot profit (about 10-40 per slot at the default instance) is
+  multiplied by ``reward_scale`` (default 0.01) before GAE; with ``gamma = 0.99`` and
+  bootstrapping through truncation the value targets are then ``O(10)``, a range an
+  orthogonally-initialised critic fits quickly. Advantages are also normalised per minibatch.
+  Logged returns and profits are always unscaled.
+- **Truncation vs termination.** Episodes of the CPN end by truncation; the value target of a
+  truncated step bootstraps from ``V(info["final_observation"])`` (the pre-reset observation),
+  computed in the rollout. Termination (supported, never produced by this env) stops the
+  bootstrap. Either ends the GAE trace.
+- **Policy.** Independent categoricals over each user's destination; the joint log-probability
+  and entropy are sums over users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training.train_state import TrainState
+
+from agents.networks import stper as nets
+from jaxcpn.cpn import CPNConfig, CPNObservation, CPNParams, CPNState, GreenCPN, generate_instance, validate_params
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO + STPer network hyperparameters (static: a change recompiles)."""
+
+    variant: str = "stper"
+    """Network variant: stper (GCN + LSTM), stper-l (no GNN) or stper-m (MLP on the current observation)."""
+    num_nodes: int = 10
+    """Compute nodes N of the CPN instance."""
+    num_users: int = 10
+    """Users U of the CPN instance (one task each per slot)."""
+    window: int = 24
+    """Observation look-back window W (slots)."""
+    episode_length: int = 24
+    """Slots per episode (truncation)."""
+    instance_seed: int = 0
+    """Seed of the CPN instance (topology, powers, series); 0 is env.default_params."""
+    num_envs: int = 64
+    """Parallel environments per seed."""
+    num_steps: int = 24
+    """Rollout length per update (steps per environment)."""
+    num_updates: int = 200
+    """PPO updates (each: a rollout of num_envs x num_steps, then the epochs)."""
+    update_epochs: int = 4
+    """Epochs over each rollout."""
+    num_minibatches: int = 4
+    """Minibatches per epoch."""
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    anneal_lr: bool = True
+    """Linearly anneal the learning rate to 0 over training."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    gamma: float = 0.99
+    """Discount (paper: 0.99)."""
+    gae_lambda: float = 0.95
+    """GAE lambda (the paper's phi)."""
+    clip_eps: float = 0.2
+    """PPO ratio clip (the paper's delta); also the value-clip range."""
+    vf_coef: float = 0.5
+    """Value-loss coefficient."""
+    ent_coef: float = 0.01
+    """Entropy-bonus coefficient."""
+    reward_scale: float = 0.01
+    """Multiplier of the slot profit before GAE (value targets O(10)); logs stay unscaled."""
+    embed_dim: int = 16
+    """Per-node demand embedding and GCN width d (eqs. 16-17)."""
+    gcn_layers: int = 2
+    """Graph convolution layers."""
+    lstm_hidden: int = 32
+    """Hidden size of each LSTM (eqs. 18-20)."""
+    fusion_hidden: tuple[int, ...] = (128,)
+    """Widths of the fusion MLP (section IV-B3)."""
+    head_hidden: tuple[int, ...] = (64,)
+    """Widths of the separate actor and critic MLPs."""
+
+    def __post_init__(self):
+        if self.variant not in nets.VARIANTS:
+            raise ValueError(f"PPOConfig.variant={self.variant!r} is invalid: must be one of {nets.VARIANTS}")
+        for name in ("num_envs", "num_steps", "num_updates", "update_epochs", "num_minibatches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: must be >= 1")
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            raise ValueError(
+                f"PPOConfig.num_minibatches={self.num_minibatches} is invalid: must divide "
+                f"num_envs * num_steps = {self.num_envs * self.num_steps}"
+            )
+
+    @property
+    def env_config(self) -> CPNConfig:
+        return CPNConfig(num_nodes=self.num_nodes, num_users=self.num_users, window=self.window,
+                         episode_length=self.episode_length)
+
+
+class RunnerState(NamedTuple):
+    """Carry of the training scan (everything a resumed run needs).
+
+    Attributes:
+        train_state: network parameters and Adam state.
+        env_state: ``(B,)`` batched :class:`CPNState`.
+        obs: ``(B,)`` batched current observation.
+        episode_return: ``(B,)`` float32 unscaled return of each running episode so far.
+        key: ``uint32[2]`` PRNG key.
+        update: ``()`` int32 number of updates done.
+    """
+
+    train_state: TrainState
+    env_state: CPNState
+    obs: CPNObservation
+    episode_return: jax.Array
+    key: jax.Array
+    update: jax.Array
+
+
+class Transition(NamedTuple):
+    """One rollout step of ``B`` environments (leaves ``(B, ...)``; stacked ``(T, B, ...)``)."""
+
+    obs: CPNObservation
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    next_value: jax.Array
+    reward: jax.Array
+    termination: jax.Array
+    truncation: jax.Array
+    profit: jax.Array
+    delay: jax.Array
+    miss: jax.Array
+    finished_return: jax.Array
+
+
+class Trainer(NamedTuple):
+    """The pieces of one PPO training program (see the module docstring)."""
+
+    config: PPOConfig
+    env: GreenCPN
+    env_params: CPNParams
+    network: nets.STPerNetwork
+    init: Callable[[jax.Array], RunnerState]
+    update: Callable[[RunnerState], tuple[RunnerState, dict]]
+    train_chunk: Callable[[RunnerState, int], tuple[RunnerState, dict]]
+    train: Callable[[jax.Array], tuple[RunnerState, dict]]
+
+
+# ---------------------------------------------------------------------------- maths kernels
+def compute_gae(
+    rewards: jax.Array,
+    values: jax.Array,
+    next_values: jax.Array,
+    termination: jax.Array,
+    truncation: jax.Array,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Generalised advantage estimation with truncation and termination kept apart.
+
+    ``delta_t = r_t + gamma (1 - term_t) V(s'_t) - V(s_t)`` where ``s'_t`` is the true next
+    state (the pre-reset observation at an episode end), and
+    ``A_t = delta_t + gamma lambda (1 - term_t)(1 - trunc_t) A_{t+1}``: a truncated step still
+    bootstraps from ``V(s'_t)``, a terminated one does not; both end the trace.
+
+    Args:
+        rewards: ``[T, B]`` float32.
+        values: ``[T, B]`` ``V(s_t)``.
+        next_values: ``[T, B]`` ``V(s'_t)``.
+        termination: ``[T, B]`` bool or 0/1.
+        truncation: ``[T, B]`` bool or 0/1.
+        gamma: discount; gae_lambda: trace decay.
+
+    Returns:
+        ``(advantages, value_targets)``, both ``[T, B]``; targets = advantages + values.
+    """
+    term = termination.astype(jnp.float32)
+    cont = (1.0 - term) * (1.0 - truncation.astype(jnp.float32))
+    deltas = rewards + gamma * (1.0 - term) * next_values - values
+
+    def backward(advantage, step):
+        delta, continues = step
+        advantage = delta + gamma * gae_lambda * continues * advantage
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, cont), reverse=True)
+    return advantages, advantages + values
+
+
+def ppo_loss_terms(
+    new_log_prob: jax.Array,
+    old_log_prob: jax.Array,
+    advantages: jax.Array,
+    new_values: jax.Array,
+    old_values: jax.Array,
+    targets: jax.Array,
+    entropy: jax.Array,
+    clip_eps: float,
+    vf_coef: float,
+    ent_coef: float,
+) -> tuple[jax.Array, dict]:
+    """PPO loss of a minibatch (all inputs ``[M]``; ``advantages`` already normalised).
+
+    ``L = -mean(min(rho A, clip(rho, 1 - eps, 1 + eps) A))``
+    ``+ vf_coef * 0.5 mean(max((V - G)^2, (V_old + clip(V - V_old, -eps, eps) - G)^2))``
+    ``- ent_coef * mean(H)`` with ``rho = exp(log pi - log pi_old)`` (the paper's eta_theta).
+
+    Returns:
+        ``(total_loss, aux)`` with ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``
+        (``mean((rho - 1) - log rho)``) and ``clip_fraction``.
+    """
+    log_ratio = new_log_prob - old_log_prob
+    ratio = jnp.exp(log_ratio)
+    surrogate = jnp.minimum(ratio * advantages, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)
+    policy_loss = -surrogate.mean()
+    clipped_values = old_values + jnp.clip(new_values - old_values, -clip_eps, clip_eps)
+    value_loss = 0.5 * jnp.maximum((new_values - targets) ** 2, (clipped_values - targets) ** 2).mean()
+    mean_entropy = entropy.mean()
+    total = policy_loss + vf_coef * value_loss - ent_coef * mean_entropy
+    aux = dict(
+        policy_loss=policy_loss,
+        value_loss=value_loss,
+        entropy=mean_entropy,
+        approx_kl=((ratio - 1.0) - log_ratio).mean(),
+        clip_fraction=(jnp.abs(ratio - 1.0) > clip_eps).mean(),
+    )
+    return total, aux
+
+
+def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """``1 - Var(targets - predictions) / Var(targets)`` (the paper's Fig. 3 EV); NaN if Var = 0."""
+    var = jnp.var(targets)
+    return jnp.where(var > 0, 1.0 - jnp.var(targets - predictions) / jnp.where(var > 0, var, 1.0), jnp.nan)
+
+
+# ---------------------------------------------------------------------------- training program
+def make_network(config: PPOConfig) -> nets.STPerNetwork:
+    """The STPer network of ``config``."""
+    return nets.STPerNetwork(
+        num_nodes=config.num_nodes, num_users=config.num_users, variant=config.variant,
+        embed_dim=config.embed_dim, gcn_layers=config.gcn_layers, lstm_hidden=config.lstm_hidden,
+        fusion_hidden=tuple(config.fusion_hidden), head_hidden=tuple(config.head_hidden),
+    )
+
+
+def make_env(config: PPOConfig) -> tuple[GreenCPN, CPNParams]:
+    """Environment and instance (``instance_seed``) of ``config``."""
+    env = GreenCPN(config.env_config)
+    params = validate_params(generate_instance(jax.random.PRNGKey(config.instance_seed), env.config), env.config)
+    return env, params
+
+
+def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPNParams | None = None) -> Trainer:
+    """Builds the PPO training program of ``config`` (nothing is compiled here).
+
+    Args:
+        config: hyperparameters.
+        env, env_params: override the environment / instance made from ``config``.
+    """
+    if env is None:
+        env, made_params = make_env(config)
+        env_params = made_params if env_params is None else env_params
+    elif env_params is None:
+        env_params = env.default_params
+    network = make_network(config)
+    num_envs, num_steps = config.num_envs, config.num_steps
+    batch_size = num_envs * num_steps
+    minibatch_size = batch_size // config.num_minibatches
+    adjacency = env_params.adjacency
+    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def apply(variables, obs):
+        return nets.batch_apply(network, variables, obs, adjacency)
+
+    if config.anneal_lr:
+        learning_rate = optax.linear_schedule(
+            config.learning_rate, 0.0, config.num_updates * config.update_epochs * config.num_minibatches
+        )
+    else:
+        learning_rate = config.learning_rate
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate, eps=1e-5))
+
+    def init(key: jax.Array) -> RunnerState:
+        key, key_net, key_reset = jax.random.split(key, 3)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs), env_params)
+        one_obs = jax.tree.map(lambda x: x[0], obs)
+        variables = network.init(key_net, one_obs, adjacency)
+        train_state = TrainState.create(apply_fn=network.apply, params=variables, tx=tx)
+        return RunnerState(
+            train_state=train_state, env_state=env_state, obs=obs,
+            episode_return=jnp.zeros((num_envs,), jnp.float32), key=key, update=jnp.zeros((), jnp.int32),
+        )
+
+    def rollout_step(carry, _):
+        train_state, env_state, obs, episode_return, key = carry
+        key, key_action, key_step = jax.random.split(key, 3)
+        logits, value = apply(train_state.params, obs)
+        action = nets.sample(key_action, logits)
+        next_obs, env_state, reward, terminated, truncated, info = step_env(
+            jax.random.split(key_step, num_envs), env_state, action, env_params
+        )
+        _, next_value = apply(train_state.params, info["final_observation"])
+        done = jnp.logical_or(terminated, truncated)
+        episode_return = episode_return + reward
+        transition = Transition(
+            obs=obs, action=action, log_prob=nets.log_prob(logits, action), value=value,
+            next_value=next_value, reward=reward, termination=terminated, truncation=truncated,
+            profit=reward, delay=info["delay"].mean(-1), miss=info["deadline_miss"].mean(-1),
+            finished_return=jnp.where(done, episode_return, 0.0),
+        )
+        episode_return = jnp.where(done, 0.0, episode_return)
+        return (train_state, env_state, next_obs, episode_return, key), transition
+
+    def loss_fn(params, batch, advantages, targets):
+        logits, values = apply(params, batch.obs)
+        normalised = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        return ppo_loss_terms(
+            new_log_prob=nets.log_prob(logits, batch.action), old_log_prob=batch.log_prob,
+            advantages=normalised, new_values=values, old_values=batch.value, targets=targets,
+            entropy=nets.entropy(logits), clip_eps=config.clip_eps, vf_coef=config.vf_coef,
+            ent_coef=config.ent_coef,
+        )
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def update(runner: RunnerState) -> tuple[RunnerState, dict]:
+        """One PPO update: rollout, GAE, ``update_epochs`` x ``num_minibatches`` Adam steps."""
+        carry = (runner.train_state, runner.env_state, runner.obs, runner.episode_return, runner.key)
+        (train_state, env_state, obs, episode_return, key), traj = jax.lax.scan(
+            rollout_step, carry, None, length=num_steps
+        )
+        advantages, targets = compute_gae(
+            traj.reward * config.reward_scale, traj.value, traj.next_value, traj.termination,
+            traj.truncation, config.gamma, config.gae_lambda,
+        )
+
+        def epoch(carry, _):
+            train_state, key = carry
+            key, key_perm = jax.random.split(key)
+            permutation = jax.random.permutation(key_perm, batch_size)
+            flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), (traj, advantages, targets))
+            shuffled = jax.tree.map(
+                lambda x: jnp.take(x, permutation, axis=0).reshape((config.num_minibatches, minibatch_size) + x.shape[1:]),
+                flat,
+            )
+
+            def minibatch(train_state, batch):
+                transitions, adv, tgt = batch
+                (_, aux), grads = grad_fn(train_state.params, transitions, adv, tgt)
+                return train_state.apply_gradients(grads=grads), aux
+
+            train_state, aux = jax.lax.scan(minibatch, train_state, shuffled)
+            return (train_state, key), aux
+
+        (train_state, key), aux = jax.lax.scan(epoch, (train_state, key), None, length=config.update_epochs)
+        finished = traj.termination | traj.truncation
+        num_finished = finished.sum()
+        metrics = dict(
+            episode_return=jnp.where(num_finished > 0, traj.finished_return.sum() / jnp.maximum(num_finished, 1), jnp.nan),
+            slot_profit=traj.profit.mean(),
+            mean_delay=traj.delay.mean(),
+            miss_rate=traj.miss.mean(),
+            explained_variance=explained_variance(traj.value, targets),
+            **jax.tree.map(jnp.mean, aux),
+        )
+        runner = RunnerState(train_state, env_state, obs, episode_return, key, runner.update + 1)
+        return runner, metrics
+
+    def train_chunk(runner: RunnerState, num_updates: int) -> tuple[RunnerState, dict]:
+        """``num_updates`` (a Python int) updates in one scan; metrics ``(num_updates,)`` each."""
+        return jax.lax.scan(lambda r, _: update(r), runner, None, length=num_updates)
+
+    def train(key: jax.Array) -> tuple[RunnerState, dict]:
+        """A whole training run (``config.num_updates`` updates) from ``key``."""
+        return train_chunk(init(key), config.num_updates)
+
+    return Trainer(config, env, env_params, network, init, update, train_chunk, train)
+
+
+def make_train(config: PPOConfig) -> Callable[[jax.Array], tuple[RunnerState, dict]]:
+    """PureJaxRL entry point: ``train(key) -> (runner_state, metrics)``; jit/vmap it yourself."""
+    return make_trainer(config).train
+
+
+# ---------------------------------------------------------------------------- evaluation
+def network_policy(network: nets.STPerNetwork, variables: Any, deterministic: bool = True):
+    """Wraps trained ``variables`` as a baseline-style ``policy(key, env, state, params)``.
+
+    The observation is rebuilt from the state with ``env.get_obs`` so the trained policy runs
+    in :func:`agents.baselines.rollout_cpn` beside Random, Greedy and Oracle.
+    ``deterministic`` takes each user's most likely destination, else samples.
+    """
+
+    def policy(key, env, state, params):
+        logits, _ = network.apply(variables, env.get_obs(state, params), params.adjacency)
+        if deterministic:
+            return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        return nets.sample(key, logits)
+
+    return policy
