@@ -12,3 +12,4 @@ from agents.networks.stper import (
 )
 
 __all__ = ["VARIANTS", "GCNLayer", "STPerNetwork", "batch_apply", "dense_graph", "entropy", "log_prob", "sample"]
+from agents.networks.ttosc import TTOSCNetwork, apply_agents, deployment_value, greedy_deployment, init_agents
