@@ -97,6 +97,8 @@ class PPOConfig:
         for name in ("num_envs", "num_steps", "num_updates", "update_epochs", "num_minibatches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: must be >= 1")
+        if not self.learning_rate > 0:
+            raise ValueError(f"PPOConfig.learning_rate={self.learning_rate!r} is invalid: must be > 0")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError(
                 f"PPOConfig.num_minibatches={self.num_minibatches} is invalid: must divide "
@@ -129,6 +131,33 @@ class RunnerState(NamedTuple):
     update: jax.Array
 
 
+class PPOHyperparams(NamedTuple):
+    """The dynamic hyperparameters of a run (``()`` float32 each, or batched for ``vmap``).
+
+    Passing them to ``Trainer.update`` / ``train_chunk`` / ``train`` overrides the config's
+    values inside one compiled program, so a scan ``vmap``s over them (scripts/scan.py). The
+    learning rate scales the Adam update of the config's optimiser by
+    ``learning_rate / config.learning_rate`` (the same annealing schedule, the same optimiser
+    state), so no optimiser is rebuilt per value.
+
+    Attributes:
+        learning_rate: Adam learning rate (> 0).
+        clip_eps: PPO ratio and value clip.
+        ent_coef: entropy-bonus coefficient.
+        gae_lambda: GAE lambda.
+    """
+
+    learning_rate: jax.Array
+    clip_eps: jax.Array
+    ent_coef: jax.Array
+    gae_lambda: jax.Array
+
+    @classmethod
+    def from_config(cls, config: "PPOConfig") -> "PPOHyperparams":
+        """The config's values as ``()`` float32 arrays."""
+        return cls(*(jnp.asarray(getattr(config, name), jnp.float32) for name in cls._fields))
+
+
 class Transition(NamedTuple):
     """One rollout step of ``B`` environments (leaves ``(B, ...)``; stacked ``(T, B, ...)``)."""
 
@@ -154,9 +183,12 @@ class Trainer(NamedTuple):
     env_params: CPNParams
     network: nets.STPerNetwork
     init: Callable[[jax.Array], RunnerState]
-    update: Callable[[RunnerState], tuple[RunnerState, dict]]
-    train_chunk: Callable[[RunnerState, int], tuple[RunnerState, dict]]
-    train: Callable[[jax.Array], tuple[RunnerState, dict]]
+    update: Callable[..., tuple[RunnerState, dict]]
+    """``update(runner, hparams=None)``."""
+    train_chunk: Callable[..., tuple[RunnerState, dict]]
+    """``train_chunk(runner, num_updates, hparams=None)``."""
+    train: Callable[..., tuple[RunnerState, dict]]
+    """``train(key, hparams=None)``."""
 
 
 # ---------------------------------------------------------------------------- maths kernels
@@ -324,27 +356,42 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         episode_return = jnp.where(done, 0.0, episode_return)
         return (train_state, env_state, next_obs, episode_return, key), transition
 
-    def loss_fn(params, batch, advantages, targets):
+    def loss_fn(params, batch, advantages, targets, clip_eps, ent_coef):
         logits, values = apply(params, batch.obs)
         normalised = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return ppo_loss_terms(
             new_log_prob=nets.log_prob(logits, batch.action), old_log_prob=batch.log_prob,
             advantages=normalised, new_values=values, old_values=batch.value, targets=targets,
-            entropy=nets.entropy(logits), clip_eps=config.clip_eps, vf_coef=config.vf_coef,
-            ent_coef=config.ent_coef,
+            entropy=nets.entropy(logits), clip_eps=clip_eps, vf_coef=config.vf_coef,
+            ent_coef=ent_coef,
         )
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def update(runner: RunnerState) -> tuple[RunnerState, dict]:
-        """One PPO update: rollout, GAE, ``update_epochs`` x ``num_minibatches`` Adam steps."""
+    def apply_scaled_gradients(train_state: TrainState, grads, lr_factor) -> TrainState:
+        """``apply_gradients`` with the Adam update scaled by ``lr_factor`` (a dynamic learning rate)."""
+        updates, opt_state = train_state.tx.update(grads, train_state.opt_state, train_state.params)
+        updates = jax.tree.map(lambda u: u * lr_factor, updates)
+        return train_state.replace(step=train_state.step + 1, params=optax.apply_updates(train_state.params, updates),
+                                   opt_state=opt_state)
+
+    def update(runner: RunnerState, hparams: PPOHyperparams | None = None) -> tuple[RunnerState, dict]:
+        """One PPO update: rollout, GAE, ``update_epochs`` x ``num_minibatches`` Adam steps.
+
+        ``hparams`` (optional) overrides the config's dynamic hyperparameters; ``None`` runs
+        the config's values as compile-time constants.
+        """
+        if hparams is None:
+            clip_eps, ent_coef, gae_lambda = config.clip_eps, config.ent_coef, config.gae_lambda
+        else:
+            clip_eps, ent_coef, gae_lambda = hparams.clip_eps, hparams.ent_coef, hparams.gae_lambda
         carry = (runner.train_state, runner.env_state, runner.obs, runner.episode_return, runner.key)
         (train_state, env_state, obs, episode_return, key), traj = jax.lax.scan(
             rollout_step, carry, None, length=num_steps
         )
         advantages, targets = compute_gae(
             traj.reward * config.reward_scale, traj.value, traj.next_value, traj.termination,
-            traj.truncation, config.gamma, config.gae_lambda,
+            traj.truncation, config.gamma, gae_lambda,
         )
 
         def epoch(carry, _):
@@ -359,8 +406,10 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
 
             def minibatch(train_state, batch):
                 transitions, adv, tgt = batch
-                (_, aux), grads = grad_fn(train_state.params, transitions, adv, tgt)
-                return train_state.apply_gradients(grads=grads), aux
+                (_, aux), grads = grad_fn(train_state.params, transitions, adv, tgt, clip_eps, ent_coef)
+                if hparams is None:
+                    return train_state.apply_gradients(grads=grads), aux
+                return apply_scaled_gradients(train_state, grads, hparams.learning_rate / config.learning_rate), aux
 
             train_state, aux = jax.lax.scan(minibatch, train_state, shuffled)
             return (train_state, key), aux
@@ -379,13 +428,14 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         runner = RunnerState(train_state, env_state, obs, episode_return, key, runner.update + 1)
         return runner, metrics
 
-    def train_chunk(runner: RunnerState, num_updates: int) -> tuple[RunnerState, dict]:
+    def train_chunk(runner: RunnerState, num_updates: int,
+                    hparams: PPOHyperparams | None = None) -> tuple[RunnerState, dict]:
         """``num_updates`` (a Python int) updates in one scan; metrics ``(num_updates,)`` each."""
-        return jax.lax.scan(lambda r, _: update(r), runner, None, length=num_updates)
+        return jax.lax.scan(lambda r, _: update(r, hparams), runner, None, length=num_updates)
 
-    def train(key: jax.Array) -> tuple[RunnerState, dict]:
+    def train(key: jax.Array, hparams: PPOHyperparams | None = None) -> tuple[RunnerState, dict]:
         """A whole training run (``config.num_updates`` updates) from ``key``."""
-        return train_chunk(init(key), config.num_updates)
+        return train_chunk(init(key), config.num_updates, hparams)
 
     return Trainer(config, env, env_params, network, init, update, train_chunk, train)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jax
 
-SECTIONS = ("cpn", "mec", "routing", "ppo", "sb3")
+SECTIONS = ("cpn", "mec", "routing", "ppo", "sb3", "scan")
 # Sections that need an optional extra: skipped with a message when it is not installed.
 OPTIONAL = {"sb3": ("stable_baselines3", "torch")}
 

@@ -5,6 +5,9 @@ Usage:
     python scripts/train_stper.py --variant stper-l --num-seeds 3
     python scripts/train_stper.py --preset paper           # paper scale, meant for a GPU
     python scripts/train_stper.py --resume runs/stper-stper-20250101-120000
+    python scripts/train_stper.py --devices 0              # env batch split over all devices
+    python scripts/train_stper.py --distributed --coordinator-address host0:1234 \
+        --num-processes 2 --process-id 0                   # multi-host (docs/scaling.md)
 
 Writes a run folder (default ``runs/stper-<variant>-<timestamp>``): ``config.json`` (the
 resolved config), ``metrics.csv`` (one row per update and seed), Orbax checkpoints under
@@ -29,7 +32,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents import checkpoint  # noqa: E402
+from agents import checkpoint, sharding  # noqa: E402
 from agents.baselines import CPN_POLICIES, rollout_cpn  # noqa: E402
 from agents.ppo import PPOConfig, RunnerState, make_trainer, network_policy  # noqa: E402
 
@@ -61,6 +64,16 @@ class TrainConfig:
     """Parallel evaluation episodes of every policy (the Oracle's cost grows with it)."""
     eval_seed: int = 12345
     """Seed of the evaluation episodes (the same episodes for every policy)."""
+    devices: int = 1
+    """Devices to split the env batch over (0 = all; num_envs must be divisible by it)."""
+    distributed: bool = False
+    """Join a multi-process run with jax.distributed.initialize before anything else (docs/scaling.md)."""
+    coordinator_address: str | None = None
+    """With --distributed: process 0's host:port (omit to let JAX detect SLURM / Open MPI)."""
+    num_processes: int | None = None
+    """With --distributed: number of processes."""
+    process_id: int | None = None
+    """With --distributed: this process's id in [0, num_processes)."""
 
 
 PRESETS = {
@@ -106,19 +119,25 @@ class Run:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.trainer = make_trainer(config.ppo)
+        self.mesh = sharding.make_mesh(config.devices)
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(jnp.arange(config.num_seeds))
-        self.init = jax.jit(jax.vmap(self.trainer.init))
-        self.keys = keys
+        self.init, _ = sharding.sharded_trainer_fns(self.trainer, self.mesh, 1, num_seeds=config.num_seeds)
+        self.keys = np.asarray(keys)  # host value: valid jit input in a multi-process run too
         self._chunks = {}
 
     def chunk(self, runner: RunnerState, num_updates: int):
         """Runs ``num_updates`` updates of every seed (one compiled program per chunk size)."""
         if num_updates not in self._chunks:
-            self._chunks[num_updates] = jax.jit(jax.vmap(lambda r: self.trainer.train_chunk(r, num_updates)))
+            _, self._chunks[num_updates] = sharding.sharded_trainer_fns(
+                self.trainer, self.mesh, num_updates, num_seeds=self.config.num_seeds)
         return self._chunks[num_updates](runner)
 
     def initial_state(self) -> RunnerState:
         return self.init(self.keys)
+
+    def place(self, runner: RunnerState) -> RunnerState:
+        """``runner`` (e.g. restored) in the layout of the training program."""
+        return sharding.shard_runner(runner, self.mesh, batch_dim=1)
 
 
 def write_metrics(path: Path, metrics: dict, first_update: int, env_steps_per_update: int) -> None:
@@ -199,6 +218,7 @@ def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None
     done = 0
     if checkpoint.latest_step(ckpt_dir) is not None:
         runner, done = checkpoint.restore_checkpoint(ckpt_dir, runner)
+        runner = run.place(runner)
         truncate_metrics(metrics_path, done)
     elif metrics_path.exists():
         metrics_path.unlink()
@@ -279,6 +299,8 @@ def format_table(config: TrainConfig, results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     config = parse_config(argv)
+    if config.distributed:
+        sharding.initialize_distributed(config.coordinator_address, config.num_processes, config.process_id)
     if config.resume is not None:
         run_dir = config.resume
         config = dataclasses.replace(config_from_json(json.loads((run_dir / "config.json").read_text())),
