@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import jaxcpn  # noqa: F401  (first: sets the XLA:CPU flag before JAX initialises)
 import jax
 
 SECTIONS = ("cpn", "mec", "routing", "ppo", "sb3", "scan")
