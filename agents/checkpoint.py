@@ -8,6 +8,8 @@ structure (typically the freshly initialised state), whose non-array parts (``ap
 
 from __future__ import annotations
 
+import csv
+
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +61,18 @@ def restore_checkpoint(directory: str | Path, target: Any, step: int | None = No
     restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
     manager.close()
     return restored, int(step)
+
+
+def truncate_metrics(path: str | Path, last_step: int) -> None:
+    """Drops metrics-CSV rows whose first column (the step) is after ``last_step``.
+
+    Rows written after the checkpoint a resume restarts from would otherwise appear twice.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open() as f:
+        rows = list(csv.reader(f))
+    kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= last_step]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(kept)

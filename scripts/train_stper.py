@@ -155,17 +155,6 @@ def write_metrics(path: Path, metrics: dict, first_update: int, env_steps_per_up
                 writer.writerow([update, s, update * env_steps_per_update, *(f"{host[k][s, j]:.6g}" for k in METRIC_NAMES)])
 
 
-def truncate_metrics(path: Path, last_update: int) -> None:
-    """Drops rows after ``last_update`` (written after the checkpoint a resume restarts from)."""
-    if not path.exists():
-        return
-    with path.open() as f:
-        rows = list(csv.reader(f))
-    kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= last_update]
-    with path.open("w", newline="") as f:
-        csv.writer(f).writerows(kept)
-
-
 def read_metrics(path: Path) -> dict[str, np.ndarray]:
     """Metrics CSV as ``{name: (num_seeds, num_updates)}`` plus ``env_steps (num_updates,)``."""
     with path.open() as f:
@@ -219,7 +208,7 @@ def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None
     if checkpoint.latest_step(ckpt_dir) is not None:
         runner, done = checkpoint.restore_checkpoint(ckpt_dir, runner)
         runner = run.place(runner)
-        truncate_metrics(metrics_path, done)
+        checkpoint.truncate_metrics(metrics_path, done)
     elif metrics_path.exists():
         metrics_path.unlink()
     steps_per_update = ppo.num_envs * ppo.num_steps

@@ -134,17 +134,6 @@ def write_metrics(path: Path, metrics: dict, first_iteration: int) -> None:
                 writer.writerow([first_iteration + j + 1, s, *(f"{host[k][s, j]:.6g}" for k in METRIC_NAMES)])
 
 
-def truncate_metrics(path: Path, last_iteration: int) -> None:
-    """Drops rows after ``last_iteration`` (written after the checkpoint a resume restarts from)."""
-    if not path.exists():
-        return
-    with path.open() as f:
-        rows = list(csv.reader(f))
-    kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= last_iteration]
-    with path.open("w", newline="") as f:
-        csv.writer(f).writerows(kept)
-
-
 def read_episode_rewards(path: Path, num_seeds: int) -> np.ndarray:
     """(num_seeds, episodes) average frame reward of each finished training episode round."""
     per_seed = [[] for _ in range(num_seeds)]
@@ -210,7 +199,7 @@ def train_ddqn(config: TrainConfig, run_dir: Path):
     done = 0
     if checkpoint.latest_step(ckpt_dir) is not None:
         runner, done = checkpoint.restore_checkpoint(ckpt_dir, runner)
-        truncate_metrics(metrics_path, done)
+        checkpoint.truncate_metrics(metrics_path, done)
     else:
         metrics_path.unlink(missing_ok=True)
     total = config.ddqn.num_iterations
