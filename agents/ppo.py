@@ -7,7 +7,7 @@ progress bar and checkpoints, :func:`make_trainer` exposes the same program in p
 run chunks of updates, report and checkpoint between them, and resume from a saved
 :class:`RunnerState` to exactly the result of an uninterrupted run.
 
-Choices (documented in docs/model_agents.md):
+Choices (documented in docs/model.md, section on the STPer agent):
 
 - **Reward scaling.** The slot profit (about 10-40 per slot at the default instance) is
   multiplied by ``reward_scale`` (default 0.01) before GAE; with ``gamma = 0.99`` and

@@ -1,4 +1,4 @@
-"""The default instance poses a real scheduling trade-off (issue: calibration of kappa)."""
+"""The default instance poses a real scheduling trade-off (the calibration of kappa, docs/model.md)."""
 
 import jax
 import pytest
