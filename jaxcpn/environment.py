@@ -7,6 +7,7 @@ Batch with ``jax.vmap``; ``jax.jit`` at the outermost call.
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Generic, TypeVar
 
 import jax
@@ -16,7 +17,7 @@ TState = TypeVar("TState")
 TParams = TypeVar("TParams")
 
 
-class Environment(Generic[TState, TParams]):
+class Environment(abc.ABC, Generic[TState, TParams]):
     """Single-instance, pure environment with automatic reset.
 
     ``step`` returns ``(obs, state, reward, terminated, truncated, info)``. When the episode ends
@@ -25,8 +26,9 @@ class Environment(Generic[TState, TParams]):
     """
 
     @property
+    @abc.abstractmethod
     def default_params(self) -> TParams:
-        raise NotImplementedError
+        """The default instance of the subclass's config."""
 
     def reset(self, key: jax.Array, params: TParams | None = None) -> tuple[Any, TState]:
         """Starts an episode: returns ``(obs, state)``."""
@@ -47,14 +49,18 @@ class Environment(Generic[TState, TParams]):
         obs = jax.tree.map(select, obs_reset, obs)
         return obs, next_state, reward, terminated, truncated, info
 
+    @abc.abstractmethod
     def reset_env(self, key: jax.Array, params: TParams) -> tuple[Any, TState]:
-        raise NotImplementedError
+        """Starts an episode of one instance: ``(obs, state)``."""
 
+    @abc.abstractmethod
     def step_env(self, key: jax.Array, state: TState, action: Any, params: TParams):
-        raise NotImplementedError
+        """One step without reset: ``(obs, state, reward, terminated, truncated, info)``."""
 
+    @abc.abstractmethod
     def observation_space(self, params: TParams):
-        raise NotImplementedError
+        """Space of one observation."""
 
+    @abc.abstractmethod
     def action_space(self, params: TParams):
-        raise NotImplementedError
+        """Space of one action."""

@@ -6,6 +6,7 @@ Spaces describe shapes, dtypes and bounds; ``sample`` draws from them with an ex
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -13,17 +14,19 @@ import jax.numpy as jnp
 import numpy as np
 
 
-class Space:
+class Space(abc.ABC):
     """Base class: a set of values with a shape and a dtype."""
 
     shape: tuple[int, ...]
     dtype: Any
 
+    @abc.abstractmethod
     def sample(self, key: jax.Array) -> Any:
-        raise NotImplementedError
+        """A random element, drawn with ``key``."""
 
+    @abc.abstractmethod
     def contains(self, x: Any) -> jax.Array:
-        raise NotImplementedError
+        """Boolean scalar: ``x`` is an element (traceable)."""
 
 
 class Discrete(Space):
