@@ -32,6 +32,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.cli import parse_with_presets  # noqa: E402
 from agents import checkpoint, sharding  # noqa: E402
 from agents.baselines import CPN_POLICIES, rollout_cpn  # noqa: E402
 from agents.ppo import PPOConfig, RunnerState, make_trainer, network_policy  # noqa: E402
@@ -89,14 +90,7 @@ PRESETS = {
 
 def parse_config(argv: list[str]) -> TrainConfig:
     """Parses ``argv`` with the chosen ``--preset`` as the defaults."""
-    preset = "quick"
-    for i, arg in enumerate(argv):
-        if arg == "--preset" and i + 1 < len(argv):
-            preset = argv[i + 1]
-        elif arg.startswith("--preset="):
-            preset = arg.split("=", 1)[1]
-    default = PRESETS.get(preset, PRESETS["quick"])
-    return tyro.cli(TrainConfig, default=default, args=argv, description=__doc__)
+    return parse_with_presets(TrainConfig, PRESETS, argv, __doc__)
 
 
 def config_to_json(config: TrainConfig) -> dict:

@@ -30,6 +30,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.cli import parse_with_presets  # noqa: E402
 from agents import checkpoint  # noqa: E402
 from agents import mec_baselines as mb  # noqa: E402
 from agents.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer  # noqa: E402
@@ -95,13 +96,7 @@ PRESETS = {
 
 def parse_config(argv: list[str]) -> TrainConfig:
     """Parses ``argv`` with the chosen ``--preset`` as the defaults."""
-    preset = "quick"
-    for i, arg in enumerate(argv):
-        if arg == "--preset" and i + 1 < len(argv):
-            preset = argv[i + 1]
-        elif arg.startswith("--preset="):
-            preset = arg.split("=", 1)[1]
-    return tyro.cli(TrainConfig, default=PRESETS.get(preset, PRESETS["quick"]), args=argv, description=__doc__)
+    return parse_with_presets(TrainConfig, PRESETS, argv, __doc__)
 
 
 def config_to_json(config: TrainConfig) -> dict:
