@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxcpn.cpn import CPNParams, CPNState, GreenCPN
+from jaxcpn.cpn import CPNParams, CPNState, GreenCPN, routing_tables
 
 
 def cpn_random(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams) -> jax.Array:
@@ -34,9 +34,10 @@ def cpn_oracle(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams
     del key
     num_users, num_nodes = env.config.num_users, env.config.num_nodes
     candidates = jnp.arange(num_nodes, dtype=jnp.int32)
+    _, next_hop = routing_tables(params)  # once per slot, not once per trial
 
     def slot_profit(action):
-        return env.evaluate_slot(state, action, params)["profit"]
+        return env.evaluate_slot(state, action, params, next_hop)["profit"]
 
     def improve_user(action, user):
         trials = jnp.broadcast_to(action, (num_nodes, num_users)).at[:, user].set(candidates)

@@ -100,8 +100,12 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         workload = workload_model(index[None], params.workload_shock[index][None], params)[0]
         return workload, price, discount
 
-    def evaluate_slot(self, state: CPNState, action: jax.Array, params: CPNParams) -> dict:
+    def evaluate_slot(self, state: CPNState, action: jax.Array, params: CPNParams,
+                      next_hop: jax.Array | None = None) -> dict:
         """Delays and profit of scheduling the current slot's tasks to ``action`` (pure).
+
+        ``next_hop`` (``(U, N, N)``, from :func:`routing_tables`) may be passed by callers that
+        evaluate many actions on one instance, so the shortest paths are computed once.
 
         Returns:
             The info dict of ``step`` (without ``final_observation``).
@@ -110,7 +114,8 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         action = action.astype(jnp.int32)
         invalid = jnp.any((action < 0) | (action >= cfg.num_nodes))
         workload, price, discount = self.slot_inputs(state, params)
-        _, next_hop = routing_tables(params)
+        if next_hop is None:
+            _, next_hop = routing_tables(params)
         routes, hop_mask = jax.vmap(model.route, in_axes=(0, 0, 0, None))(
             next_hop, params.user_node, action, cfg.hops
         )
