@@ -25,6 +25,7 @@ Choices (documented in docs/model.md, section on the STPer agent):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -182,13 +183,15 @@ class Trainer(NamedTuple):
     env: GreenCPN
     env_params: CPNParams
     network: nets.STPerNetwork
-    init: Callable[[jax.Array], RunnerState]
+    init: Callable[..., RunnerState]
+    """``init(key, env_params=None)``."""
     update: Callable[..., tuple[RunnerState, dict]]
-    """``update(runner, hparams=None)``."""
+    """``update(runner, hparams=None, env_params=None)``."""
     train_chunk: Callable[..., tuple[RunnerState, dict]]
-    """``train_chunk(runner, num_updates, hparams=None)``."""
+    """``train_chunk(runner, num_updates, hparams=None, env_params=None)``."""
     train: Callable[..., tuple[RunnerState, dict]]
-    """``train(key, hparams=None)``."""
+    """``train(key, hparams=None, env_params=None)``; ``env_params`` (same config, any
+    values) replaces the trainer's instance, so it can be ``vmap``ped over a params leaf."""
 
 
 # ---------------------------------------------------------------------------- maths kernels
@@ -311,10 +314,10 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
     num_envs, num_steps = config.num_envs, config.num_steps
     batch_size = num_envs * num_steps
     minibatch_size = batch_size // config.num_minibatches
-    adjacency = env_params.adjacency
+    default_params = env_params
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def apply(variables, obs):
+    def apply(variables, obs, adjacency):
         return nets.batch_apply(network, variables, obs, adjacency)
 
     if config.anneal_lr:
@@ -325,26 +328,27 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         learning_rate = config.learning_rate
     tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate, eps=1e-5))
 
-    def init(key: jax.Array) -> RunnerState:
+    def init(key: jax.Array, env_params: CPNParams | None = None) -> RunnerState:
+        env_params = default_params if env_params is None else env_params
         key, key_net, key_reset = jax.random.split(key, 3)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs), env_params)
         one_obs = jax.tree.map(lambda x: x[0], obs)
-        variables = network.init(key_net, one_obs, adjacency)
+        variables = network.init(key_net, one_obs, env_params.adjacency)
         train_state = TrainState.create(apply_fn=network.apply, params=variables, tx=tx)
         return RunnerState(
             train_state=train_state, env_state=env_state, obs=obs,
             episode_return=jnp.zeros((num_envs,), jnp.float32), key=key, update=jnp.zeros((), jnp.int32),
         )
 
-    def rollout_step(carry, _):
+    def rollout_step(carry, _, env_params: CPNParams):
         train_state, env_state, obs, episode_return, key = carry
         key, key_action, key_step = jax.random.split(key, 3)
-        logits, value = apply(train_state.params, obs)
+        logits, value = apply(train_state.params, obs, env_params.adjacency)
         action = nets.sample(key_action, logits)
         next_obs, env_state, reward, terminated, truncated, info = step_env(
             jax.random.split(key_step, num_envs), env_state, action, env_params
         )
-        _, next_value = apply(train_state.params, info["final_observation"])
+        _, next_value = apply(train_state.params, info["final_observation"], env_params.adjacency)
         done = jnp.logical_or(terminated, truncated)
         episode_return = episode_return + reward
         transition = Transition(
@@ -356,8 +360,8 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         episode_return = jnp.where(done, 0.0, episode_return)
         return (train_state, env_state, next_obs, episode_return, key), transition
 
-    def loss_fn(params, batch, advantages, targets, clip_eps, ent_coef):
-        logits, values = apply(params, batch.obs)
+    def loss_fn(params, batch, advantages, targets, clip_eps, ent_coef, adjacency):
+        logits, values = apply(params, batch.obs, adjacency)
         normalised = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return ppo_loss_terms(
             new_log_prob=nets.log_prob(logits, batch.action), old_log_prob=batch.log_prob,
@@ -375,19 +379,23 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         return train_state.replace(step=train_state.step + 1, params=optax.apply_updates(train_state.params, updates),
                                    opt_state=opt_state)
 
-    def update(runner: RunnerState, hparams: PPOHyperparams | None = None) -> tuple[RunnerState, dict]:
+    def update(runner: RunnerState, hparams: PPOHyperparams | None = None,
+               env_params: CPNParams | None = None) -> tuple[RunnerState, dict]:
         """One PPO update: rollout, GAE, ``update_epochs`` x ``num_minibatches`` Adam steps.
 
         ``hparams`` (optional) overrides the config's dynamic hyperparameters; ``None`` runs
-        the config's values as compile-time constants.
+        the config's values as compile-time constants. ``env_params`` (optional) replaces the
+        trainer's instance (same config; a traced value, so a ``vmap`` over a params leaf
+        trains one agent per value in one program, see scripts/reproduce_stper.py).
         """
+        env_params = default_params if env_params is None else env_params
         if hparams is None:
             clip_eps, ent_coef, gae_lambda = config.clip_eps, config.ent_coef, config.gae_lambda
         else:
             clip_eps, ent_coef, gae_lambda = hparams.clip_eps, hparams.ent_coef, hparams.gae_lambda
         carry = (runner.train_state, runner.env_state, runner.obs, runner.episode_return, runner.key)
         (train_state, env_state, obs, episode_return, key), traj = jax.lax.scan(
-            rollout_step, carry, None, length=num_steps
+            functools.partial(rollout_step, env_params=env_params), carry, None, length=num_steps
         )
         advantages, targets = compute_gae(
             traj.reward * config.reward_scale, traj.value, traj.next_value, traj.termination,
@@ -406,7 +414,8 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
 
             def minibatch(train_state, batch):
                 transitions, adv, tgt = batch
-                (_, aux), grads = grad_fn(train_state.params, transitions, adv, tgt, clip_eps, ent_coef)
+                (_, aux), grads = grad_fn(train_state.params, transitions, adv, tgt, clip_eps, ent_coef,
+                                           env_params.adjacency)
                 if hparams is None:
                     return train_state.apply_gradients(grads=grads), aux
                 return apply_scaled_gradients(train_state, grads, hparams.learning_rate / config.learning_rate), aux
@@ -428,14 +437,16 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         runner = RunnerState(train_state, env_state, obs, episode_return, key, runner.update + 1)
         return runner, metrics
 
-    def train_chunk(runner: RunnerState, num_updates: int,
-                    hparams: PPOHyperparams | None = None) -> tuple[RunnerState, dict]:
+    def train_chunk(runner: RunnerState, num_updates: int, hparams: PPOHyperparams | None = None,
+                    env_params: CPNParams | None = None) -> tuple[RunnerState, dict]:
         """``num_updates`` (a Python int) updates in one scan; metrics ``(num_updates,)`` each."""
-        return jax.lax.scan(lambda r, _: update(r, hparams), runner, None, length=num_updates)
+        return jax.lax.scan(lambda r, _: update(r, hparams, env_params), runner, None, length=num_updates)
 
-    def train(key: jax.Array, hparams: PPOHyperparams | None = None) -> tuple[RunnerState, dict]:
-        """A whole training run (``config.num_updates`` updates) from ``key``."""
-        return train_chunk(init(key), config.num_updates, hparams)
+    def train(key: jax.Array, hparams: PPOHyperparams | None = None,
+              env_params: CPNParams | None = None) -> tuple[RunnerState, dict]:
+        """A whole training run (``config.num_updates`` updates) from ``key`` (on ``env_params``
+        if given, else the trainer's instance)."""
+        return train_chunk(init(key, env_params), config.num_updates, hparams, env_params)
 
     return Trainer(config, env, env_params, network, init, update, train_chunk, train)
 

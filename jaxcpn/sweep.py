@@ -32,6 +32,18 @@ def _replace(params: Any, field: str, value: Any) -> Any:
     return params._replace(**{field: value})
 
 
+def _checked_values(params: Any, field: str, values: jax.Array) -> jax.Array:
+    """``values`` as an array of the leaf's dtype, after checking ``field`` and the shape."""
+    if not hasattr(params, field):
+        names = [f.name for f in dataclasses.fields(params)] if dataclasses.is_dataclass(params) else list(params._fields)
+        raise ValueError(f"field={field!r} is invalid: must be one of {names}")
+    leaf = jnp.asarray(getattr(params, field))
+    values = jnp.asarray(values, leaf.dtype)
+    if values.ndim < 1 or values.shape[1:] != leaf.shape:
+        raise ValueError(f"values of shape {values.shape} are invalid for {field!r}: must be (K, *{leaf.shape})")
+    return values
+
+
 def sweep(fn: Callable[..., Any], params: Any, field: str, values: jax.Array, *args: Any, jit: bool = True) -> Any:
     """``fn(params with params.field = v, *args)`` for every ``v`` in ``values``, vmapped.
 
@@ -49,13 +61,7 @@ def sweep(fn: Callable[..., Any], params: Any, field: str, values: jax.Array, *a
     Raises:
         ValueError: if ``field`` is not a field of ``params`` or ``values`` has the wrong shape.
     """
-    if not hasattr(params, field):
-        names = [f.name for f in dataclasses.fields(params)] if dataclasses.is_dataclass(params) else list(params._fields)
-        raise ValueError(f"field={field!r} is invalid: must be one of {names}")
-    leaf = jnp.asarray(getattr(params, field))
-    values = jnp.asarray(values, leaf.dtype)
-    if values.shape[1:] != leaf.shape:
-        raise ValueError(f"values of shape {values.shape} are invalid for {field!r}: must be (K, *{leaf.shape})")
+    values = _checked_values(params, field, values)
     batched = _replace(params, field, values)
 
     def call(p, *a):
@@ -74,3 +80,19 @@ def sweep_scale(fn: Callable[..., Any], params: Any, field: str, scales: jax.Arr
     scales = jnp.asarray(scales, jnp.float32)
     values = scales.reshape((-1,) + (1,) * leaf.ndim) * leaf
     return sweep(fn, params, field, values, *args, jit=jit)
+
+
+def stack_sweep(params: Any, field: str, values: jax.Array) -> Any:
+    """``params`` with ``field`` set to each of ``values`` and stacked: every leaf gets a leading ``K``.
+
+    The result is a batch of ``K`` complete instances (``in_axes=0`` on every leaf), so sweeps of
+    different fields share one compiled program, e.g. a whole training run ``vmap``ped over
+    instances (scripts/reproduce_stper.py). Costs ``K`` copies of ``params``.
+
+    Raises:
+        ValueError: as :func:`sweep`.
+    """
+    values = _checked_values(params, field, values)
+    num = values.shape[0]
+    stacked = jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (num,) + jnp.shape(x)), params)
+    return _replace(stacked, field, values)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxcpn.cpn import CPNConfig, GreenCPN
-from jaxcpn.sweep import sweep, sweep_scale
+from jaxcpn.sweep import stack_sweep, sweep, sweep_scale
 
 ENV = GreenCPN(CPNConfig(num_nodes=4, num_users=4, window=4, episode_length=4))
 
@@ -45,3 +45,20 @@ def test_sweep_full_leaf_values_and_errors():
         sweep(mean_delay_all_to_node_zero, params, "nonexistent", values, key)
     with pytest.raises(ValueError, match="power"):
         sweep(mean_delay_all_to_node_zero, params, "power", jnp.ones((2, 7)), key)
+
+
+def test_stack_sweep_batches_every_leaf_and_matches_sweep():
+    params = ENV.default_params
+    key = jax.random.PRNGKey(2)
+    values = jnp.stack([params.packet_size * 2.0, params.packet_size * 6.0])
+    stacked = stack_sweep(params, "packet_size", values)
+    for name in ("power", "kappa", "adjacency", "price_series"):
+        leaf = getattr(params, name)
+        chex.assert_shape(getattr(stacked, name), (2,) + leaf.shape)
+        np.testing.assert_array_equal(getattr(stacked, name)[1], leaf)
+    np.testing.assert_array_equal(stacked.packet_size, values)
+    out = jax.vmap(mean_delay_all_to_node_zero, in_axes=(0, None))(stacked, key)
+    np.testing.assert_allclose(out, sweep(mean_delay_all_to_node_zero, params, "packet_size", values, key), rtol=1e-6)
+    assert out[1] > out[0]                                 # bigger tasks, longer transmission
+    with pytest.raises(ValueError, match="packet_size"):
+        stack_sweep(params, "packet_size", jnp.ones((3,)))
