@@ -314,7 +314,7 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
     num_envs, num_steps = config.num_envs, config.num_steps
     batch_size = num_envs * num_steps
     minibatch_size = batch_size // config.num_minibatches
-    default_params = env_params
+    default_params = jax.tree.map(jnp.asarray, env_params)  # NumPy leaves cannot be indexed by tracers
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def apply(variables, obs, adjacency):
@@ -448,7 +448,7 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         if given, else the trainer's instance)."""
         return train_chunk(init(key, env_params), config.num_updates, hparams, env_params)
 
-    return Trainer(config, env, env_params, network, init, update, train_chunk, train)
+    return Trainer(config, env, default_params, network, init, update, train_chunk, train)
 
 
 def make_train(config: PPOConfig) -> Callable[[jax.Array], tuple[RunnerState, dict]]:
