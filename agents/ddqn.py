@@ -147,23 +147,58 @@ class RunnerState(NamedTuple):
 
 
 class Trainer(NamedTuple):
-    """The pieces of ``make_trainer``: ``train(key) = train_chunk(init(key), num_iterations)``."""
+    """The pieces of ``make_trainer``: ``train(key) = train_chunk(init(key), num_iterations)``.
+
+    ``init``, ``train_chunk`` and ``train`` take an optional last argument ``env_params``
+    (default: the trainer's ``env_params``), so training can be ``vmap``ped over a params leaf
+    (e.g. ``jax.vmap(trainer.train, in_axes=(None, axes))(key, batched_params)``); pass the same
+    params to ``init`` and every ``train_chunk`` of one run.
+    """
 
     config: DDQNConfig
     env: TwoTimescaleMEC
     env_params: MECParams
     network: TTOSCNetwork
-    init: Callable[[jax.Array], RunnerState]
-    train_chunk: Callable[[RunnerState, int], tuple[RunnerState, dict]]
-    train: Callable[[jax.Array], tuple[RunnerState, dict]]
+    init: Callable[..., RunnerState]
+    train_chunk: Callable[..., tuple[RunnerState, dict]]
+    train: Callable[..., tuple[RunnerState, dict]]
+
+
+class DDQNHyperparams(NamedTuple):
+    """The dynamic hyperparameters of a run (``()`` float32 each, or batched for ``vmap``).
+
+    Passing them to ``Trainer.train_chunk`` / ``train`` overrides the config's values inside
+    one compiled program, so a scan ``vmap``s over them (scripts/scan.py). As in
+    :class:`agents.ppo.PPOHyperparams`, the learning rate scales the Adam update of the
+    config's optimiser by ``learning_rate / config.learning_rate``.
+
+    Attributes:
+        learning_rate: Adam step size (> 0).
+        epsilon_start: initial exploration rate.
+        epsilon_end: final exploration rate.
+        epsilon_episodes: episodes of the linear anneal (> 0).
+    """
+
+    learning_rate: jax.Array
+    epsilon_start: jax.Array
+    epsilon_end: jax.Array
+    epsilon_episodes: jax.Array
+
+    @classmethod
+    def from_config(cls, config: "DDQNConfig") -> "DDQNHyperparams":
+        """The config's values as ``()`` float32 arrays."""
+        return cls(*(jnp.asarray(getattr(config, name), jnp.float32) for name in cls._fields))
 
 
 # ----------------------------------------------------------------------------- maths
 
 
-def epsilon_schedule(episode: jax.Array, config: DDQNConfig) -> jax.Array:
-    """Linear anneal ``epsilon_start -> epsilon_end`` over ``epsilon_episodes``, then constant."""
-    fraction = jnp.clip(episode.astype(jnp.float32) / max(config.epsilon_episodes, 1), 0.0, 1.0)
+def epsilon_schedule(episode: jax.Array, config: DDQNConfig | DDQNHyperparams) -> jax.Array:
+    """Linear anneal ``epsilon_start -> epsilon_end`` over ``epsilon_episodes``, then constant.
+
+    ``config`` is a :class:`DDQNConfig` or (dynamic values) :class:`DDQNHyperparams`.
+    """
+    fraction = jnp.clip(episode.astype(jnp.float32) / jnp.maximum(config.epsilon_episodes, 1), 0.0, 1.0)
     return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
 
 
@@ -217,16 +252,24 @@ def make_network(config: DDQNConfig) -> TTOSCNetwork:
 
 
 def make_trainer(config: DDQNConfig, env_params: MECParams | None = None) -> Trainer:
-    """Builds ``init``, ``train_chunk`` and ``train`` for one seed (vmap them over keys)."""
+    """Builds ``init``, ``train_chunk`` and ``train`` for one seed (vmap them over keys).
+
+    Args:
+        config: training configuration.
+        env_params: the default instance (``generate_params(config.instance_seed)`` if None);
+            each returned function also accepts ``env_params`` at call time (traceable).
+    """
     env = TwoTimescaleMEC(config.env_config())
     if env_params is None:
         env_params = generate_params(config.instance_seed, env.config)
+    default_env_params = env_params
     network = make_network(config)
     max_capacity = env.config.max_storage_units
     m = config.num_cells
     optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
 
-    def init(key: jax.Array) -> RunnerState:
+    def init(key: jax.Array, env_params: MECParams | None = None) -> RunnerState:
+        env_params = default_env_params if env_params is None else env_params
         key, key_net, key_reset = jax.random.split(key, 3)
         params = init_agents(network, key_net, m, config.slots_per_frame)
         train_state = DDQNTrainState.create(apply_fn=network.apply, params=params, tx=optimizer,
@@ -238,7 +281,7 @@ def make_trainer(config: DDQNConfig, env_params: MECParams | None = None) -> Tra
         return RunnerState(train_state, env_state, observation, replay_init(example, config.buffer_size),
                            jnp.zeros((config.num_envs,), jnp.float32), jnp.zeros((), jnp.int32), key)
 
-    def loss_fn(params, target_params, batch: Transition):
+    def loss_fn(params, target_params, batch: Transition, env_params: MECParams):
         to_agents = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731  (B, M, ...) -> (M, B, ...)
         values = apply_agents(network, params, to_agents(batch.observation))
         predicted = deployment_value(values, to_agents(batch.deployment))  # eq. (14), (M, B)
@@ -249,21 +292,29 @@ def make_trainer(config: DDQNConfig, env_params: MECParams | None = None) -> Tra
         error = predicted - jax.lax.stop_gradient(target)
         return jnp.sum(jnp.mean(error**2, axis=1)), jnp.mean(error**2)
 
-    def gradient_step(train_state: DDQNTrainState, replay: ReplayState, key):
+    def gradient_step(train_state: DDQNTrainState, replay: ReplayState, key, env_params: MECParams,
+                      hparams: DDQNHyperparams | None):
         """One double-DQN step on a minibatch; copies online -> target every ``target_update_interval``."""
         batch = replay_sample(replay, key, config.batch_size)
         (_, mse), grads = jax.value_and_grad(loss_fn, has_aux=True)(train_state.params, train_state.target_params,
-                                                                    batch)
-        train_state = train_state.apply_gradients(grads=grads)
+                                                                    batch, env_params)
+        if hparams is None:
+            train_state = train_state.apply_gradients(grads=grads)
+        else:  # the config's Adam update scaled to the dynamic learning rate
+            updates, opt_state = train_state.tx.update(grads, train_state.opt_state, train_state.params)
+            factor = hparams.learning_rate / config.learning_rate
+            updates = jax.tree.map(lambda u: u * factor, updates)
+            train_state = train_state.replace(step=train_state.step + 1, opt_state=opt_state,
+                                              params=optax.apply_updates(train_state.params, updates))
         sync = train_state.step % config.target_update_interval == 0
         target = jax.tree.map(lambda online, old: jnp.where(sync, online, old), train_state.params,
                               train_state.target_params)
         return train_state.replace(target_params=target), mse
 
-    def iteration(runner: RunnerState, _):
+    def iteration(runner: RunnerState, env_params: MECParams, hparams: DDQNHyperparams | None):
         key, key_explore, key_random, key_step, key_learn = jax.random.split(runner.key, 5)
         episode = runner.iteration // config.frames_per_episode * config.num_envs
-        epsilon = epsilon_schedule(episode, config)
+        epsilon = epsilon_schedule(episode, config if hparams is None else hparams)
         greedy = jax.vmap(lambda o: greedy_policy(network, runner.train_state.params, o, env_params, max_capacity))(
             runner.observation)
         random = jax.vmap(lambda k: random_deployment(k, env_params, max_capacity))(
@@ -276,7 +327,7 @@ def make_trainer(config: DDQNConfig, env_params: MECParams | None = None) -> Tra
         replay = replay_add(runner.replay, transition)
 
         def learn(train_state):
-            return jax.lax.scan(lambda ts, k: gradient_step(ts, replay, k), train_state,
+            return jax.lax.scan(lambda ts, k: gradient_step(ts, replay, k, env_params, hparams), train_state,
                                 jax.random.split(key_learn, config.updates_per_frame))
 
         ready = replay.size >= config.learning_starts
@@ -301,14 +352,18 @@ def make_trainer(config: DDQNConfig, env_params: MECParams | None = None) -> Tra
                              runner.iteration + 1, key)
         return runner, metrics
 
-    def train_chunk(runner: RunnerState, num_iterations: int) -> tuple[RunnerState, dict]:
-        """``num_iterations`` frames of all environments (static length)."""
-        return jax.lax.scan(iteration, runner, None, length=num_iterations)
+    def train_chunk(runner: RunnerState, num_iterations: int, env_params: MECParams | None = None,
+                    hparams: DDQNHyperparams | None = None) -> tuple[RunnerState, dict]:
+        """``num_iterations`` frames of all environments (static length); ``hparams`` (optional)
+        overrides the config's dynamic hyperparameters."""
+        env_params = default_env_params if env_params is None else env_params
+        return jax.lax.scan(lambda r, _: iteration(r, env_params, hparams), runner, None, length=num_iterations)
 
-    def train(key: jax.Array) -> tuple[RunnerState, dict]:
-        return train_chunk(init(key), config.num_iterations)
+    def train(key: jax.Array, env_params: MECParams | None = None,
+              hparams: DDQNHyperparams | None = None) -> tuple[RunnerState, dict]:
+        return train_chunk(init(key, env_params), config.num_iterations, env_params, hparams)
 
-    return Trainer(config, env, env_params, network, init, train_chunk, train)
+    return Trainer(config, env, default_env_params, network, init, train_chunk, train)
 
 
 def make_train(config: DDQNConfig) -> Callable[[jax.Array], tuple[RunnerState, dict]]:

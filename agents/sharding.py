@@ -1,4 +1,4 @@
-"""Data-parallel PPO over devices with ``jax.sharding`` (GSPMD).
+"""Data-parallel PPO and DDQN over devices with ``jax.sharding`` (GSPMD).
 
 One :class:`jax.sharding.Mesh` with a single ``"batch"`` axis spans the devices (all local
 ones, or every process's after :func:`initialize_distributed`). The environment batch of the
@@ -11,6 +11,11 @@ replica. Random numbers are drawn from the same keys over the global batch
 (``jax_threefry_partitionable``, the default), and the minibatch permutation is one
 permutation of the global batch, so a run on ``n`` devices equals the one-device run up to
 float32 reduction order. One device is the same code with a one-device mesh.
+
+The DDQN trainer of TTOSC (:mod:`agents.ddqn`) is split the same way: its parallel episodes
+(``env_state``, ``observation``, ``episode_return``) over the mesh, the networks, Adam state and
+the replay buffer replicated. Each frame's transitions of all shards go into the one buffer
+and every device samples the same minibatch, so the run equals the one-device run.
 
 Usage::
 
@@ -103,25 +108,38 @@ def shard_runner(runner: Any, mesh: Mesh, batch_dim: int = 0, **kwargs) -> Any:
                                                is_leaf=lambda x: isinstance(x, NamedSharding)))
 
 
+def runner_layout(trainer: Any) -> tuple[type, tuple[str, ...]]:
+    """The runner ``NamedTuple`` of a PPO or DDQN trainer and its fields that hold the env batch."""
+    from agents import ddqn, ppo
+
+    if isinstance(trainer.config, ppo.PPOConfig):
+        return ppo.RunnerState, ("env_state", "obs", "episode_return")
+    if isinstance(trainer.config, ddqn.DDQNConfig):
+        return ddqn.RunnerState, ("env_state", "observation", "episode_return")
+    raise TypeError(f"trainer with config {type(trainer.config).__name__} is not supported: "
+                    "must be a PPO (agents.ppo) or DDQN (agents.ddqn) trainer")
+
+
 def sharded_trainer_fns(trainer: Any, mesh: Mesh, num_updates: int,
                         num_seeds: int | None = None) -> tuple[Callable, Callable]:
-    """Jitted ``init(key) -> runner`` and ``chunk(runner) -> (runner, metrics)`` of a PPO trainer.
+    """Jitted ``init(key) -> runner`` and ``chunk(runner) -> (runner, metrics)`` of a trainer.
 
-    The env batch (``trainer.config.num_envs``) is split over ``mesh``; parameters replicated.
-    With ``num_seeds`` both are ``vmap``ped over a leading seed axis (keys ``(num_seeds, 2)``),
-    the env batch then being dimension 1.
+    ``trainer`` is a PPO (:func:`agents.ppo.make_trainer`) or DDQN
+    (:func:`agents.ddqn.make_trainer`) trainer; ``num_updates`` counts PPO updates or DDQN
+    frames. The env batch (``trainer.config.num_envs``) is split over ``mesh``; parameters
+    (and the DDQN replay buffer) replicated. With ``num_seeds`` both are ``vmap``ped over a
+    leading seed axis (keys ``(num_seeds, 2)``), the env batch then being dimension 1.
 
     Raises:
         ValueError: if ``num_envs`` is not divisible by the number of devices.
     """
-    from agents.ppo import RunnerState
-
-    check_divisible(trainer.config.num_envs, mesh, "PPOConfig.num_envs")
+    runner_type, batched_fields = runner_layout(trainer)
+    check_divisible(trainer.config.num_envs, mesh, f"{type(trainer.config).__name__}.num_envs")
     init, chunk = trainer.init, lambda r: trainer.train_chunk(r, num_updates)
     batch_dim = 0
     if num_seeds is not None:
         init, chunk, batch_dim = jax.vmap(init), jax.vmap(chunk), 1
-    shardings = runner_shardings(RunnerState, mesh, batch_dim)
+    shardings = runner_shardings(runner_type, mesh, batch_dim, batched_fields)
     whole = replicated(mesh)
     return (jax.jit(init, in_shardings=whole, out_shardings=shardings),
             jax.jit(chunk, in_shardings=(shardings,), out_shardings=(shardings, whole)))

@@ -4,6 +4,7 @@ Usage:
     python scripts/train_ttosc.py                       # quick preset, < 15 min on 2 CPU cores
     python scripts/train_ttosc.py --preset paper        # paper scale (3000 episodes), long
     python scripts/train_ttosc.py --resume runs/ttosc-20250101-120000
+    python scripts/train_ttosc.py --devices 0           # parallel episodes split over all devices
 
 Writes a run folder (default ``runs/ttosc-<timestamp>``): ``config.json``, ``metrics.csv`` (one
 row per training frame and seed), Orbax checkpoints of the DDQN runner under ``checkpoints/``
@@ -31,7 +32,7 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.cli import parse_with_presets  # noqa: E402
-from agents import checkpoint  # noqa: E402
+from agents import checkpoint, sharding  # noqa: E402
 from agents import mec_baselines as mb  # noqa: E402
 from agents.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer  # noqa: E402
 from agents.ddqn import DDQNConfig, greedy_policy, make_trainer  # noqa: E402
@@ -58,6 +59,8 @@ class TrainConfig:
     """Base seed (seed i uses fold_in(PRNGKey(seed), i))."""
     chunk_iterations: int = 48
     """Training frames per jitted chunk: progress bar, metrics and checkpoints advance per chunk."""
+    devices: int = 1
+    """Devices to split the parallel training episodes over (0 = all; num_envs must be divisible by it)."""
     eval_envs: int = 4
     """Parallel evaluation episodes per seed and policy (the same for every policy)."""
     eval_frames: int = 24
@@ -188,12 +191,16 @@ def train_ddqn(config: TrainConfig, run_dir: Path):
     from tqdm import tqdm
 
     trainer = make_trainer(config.ddqn)
+    mesh = sharding.make_mesh(config.devices)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(jnp.arange(config.num_seeds))
-    runner = jax.jit(jax.vmap(trainer.init))(keys)
+    init, _ = sharding.sharded_trainer_fns(trainer, mesh, 1, num_seeds=config.num_seeds)
+    runner = init(np.asarray(keys))
     ckpt_dir, metrics_path = run_dir / "checkpoints", run_dir / "metrics.csv"
     done = 0
     if checkpoint.latest_step(ckpt_dir) is not None:
         runner, done = checkpoint.restore_checkpoint(ckpt_dir, runner)
+        runner = sharding.shard_runner(runner, mesh, batch_dim=1,
+                                       batched_fields=sharding.runner_layout(trainer)[1])
         checkpoint.truncate_metrics(metrics_path, done)
     else:
         metrics_path.unlink(missing_ok=True)
@@ -203,8 +210,8 @@ def train_ddqn(config: TrainConfig, run_dir: Path):
     try:
         while done < total:
             n = min(config.chunk_iterations, total - done)
-            if n not in chunks:
-                chunks[n] = jax.jit(jax.vmap(lambda r, n=n: trainer.train_chunk(r, n)))
+            if n not in chunks:  # the env batch split over the mesh's devices (one device: the plain program)
+                chunks[n] = sharding.sharded_trainer_fns(trainer, mesh, n, num_seeds=config.num_seeds)[1]
             runner, metrics = chunks[n](runner)
             write_metrics(metrics_path, metrics, done)
             done += n

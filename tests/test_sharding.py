@@ -1,4 +1,4 @@
-"""Sharded PPO: a run with the env batch split over 2 (host) devices equals the 1-device run.
+"""Sharded PPO and DDQN: a run with the env batch split over 2 (host) devices equals the 1-device run.
 
 The device count is fixed when JAX starts, so the comparison runs in a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=2``.
@@ -52,6 +52,25 @@ WORKER = textwrap.dedent("""
     else:
         raise AssertionError("num_envs=5 on 2 devices must raise")
     print("SHARDING-OK")
+
+    # The DDQN of TTOSC: its parallel episodes split over the 2 devices, the replay buffer replicated.
+    from agents.ddqn import DDQNConfig, make_trainer as make_ddqn
+    ddqn = make_ddqn(DDQNConfig(num_cells=2, num_services=4, slots_per_frame=2, frames_per_episode=2, qp_iterations=5,
+                                num_envs=4, num_episodes=8, hidden=8, num_gru_layers=1, batch_size=8,
+                                learning_starts=4, buffer_size=32, epsilon_episodes=4))
+    frames = ddqn.config.num_iterations
+    single, single_metrics = jax.jit(jax.vmap(ddqn.train))(keys)
+    init, chunk = sharding.sharded_trainer_fns(ddqn, mesh, frames, num_seeds=2)
+    runner = init(keys)
+    obs = runner.observation
+    assert obs.sharding.spec == jax.sharding.PartitionSpec(None, "batch") and obs.addressable_shards[0].data.shape[1] == 2
+    runner, metrics = chunk(runner)
+    assert jax.tree.leaves(runner.replay)[0].sharding.is_fully_replicated
+    for a, b in zip(jax.tree.leaves(single.train_state.params), jax.tree.leaves(runner.train_state.params), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(metrics["reward"]), np.asarray(single_metrics["reward"]), rtol=1e-4)
+    assert np.isfinite(np.asarray(metrics["loss"])[:, -1]).all(), "the DDQN must have learned"
+    print("DDQN-SHARDING-OK")
 """)
 
 
@@ -66,7 +85,7 @@ def run_with_devices(code: str, devices: int = 2, timeout: int = 280) -> subproc
 @pytest.mark.timeout(300)
 def test_two_device_training_equals_single_device():
     result = run_with_devices(WORKER)
-    assert result.returncode == 0 and "SHARDING-OK" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "DDQN-SHARDING-OK" in result.stdout, result.stdout + result.stderr
 
 
 def test_make_mesh_and_divisibility_errors():
