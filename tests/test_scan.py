@@ -74,3 +74,41 @@ def test_grid_and_outputs(tmp_path):
         scan.ScanConfig(learning_rates=())
     metrics = dict(episode_return=np.array([[[1.0, np.nan, 3.0, 5.0]]]))
     assert scan.final_returns(metrics, 2)[0, 0] == pytest.approx(4.0)
+
+
+def test_ttosc_scan_config_equals_its_plain_training_run(tmp_path):
+    """The DDQN grid (learning rate x epsilon schedule) is one vmapped program; a config's run in it
+    equals a plain training run with the config's values as constants."""
+    import dataclasses
+
+    import jax
+
+    import scan
+    from agents import sharding
+    from agents.ddqn import DDQNConfig, make_trainer
+
+    ddqn = DDQNConfig(num_cells=2, num_services=4, slots_per_frame=2, frames_per_episode=2, qp_iterations=5,
+                      num_envs=2, num_episodes=8, hidden=8, num_gru_layers=1, batch_size=8, learning_starts=4,
+                      buffer_size=32, epsilon_episodes=4)
+    config = scan.TTOSCScanConfig(ddqn=ddqn, learning_rates=(1e-3, 3e-2), epsilon_anneals=(2.0,), num_seeds=1,
+                                  chunk_iterations=3)
+    points = scan.ttosc_grid_points(config)
+    assert [p["learning_rate"] for p in points] == [1e-3, 3e-2]
+    result = scan.run_ttosc_scan(ddqn, points, 1, config.seed, sharding.make_mesh(1), config.chunk_iterations,
+                                 progress=False)
+    frames = ddqn.num_iterations
+    assert result["metrics"]["loss"].shape == (2, 1, frames)
+    point = points[1]
+    plain_config = dataclasses.replace(ddqn, learning_rate=point["learning_rate"],
+                                       epsilon_episodes=int(point["epsilon_episodes"]))
+    _, plain = jax.jit(make_trainer(plain_config).train)(scan.seed_key(config.seed, 0))
+    for name in ("epsilon", "reward", "loss"):
+        np.testing.assert_allclose(result["metrics"][name][1, 0], np.asarray(plain[name]), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+    assert not np.allclose(result["metrics"]["loss"][0, 0, -1], result["metrics"]["loss"][1, 0, -1])
+    finals = scan.final_episode_rewards(result["metrics"], 2)
+    assert finals.shape == (2, 1) and np.isfinite(finals).all()
+    scan.write_outputs(tmp_path, points, finals, scan.TTOSC_FIELDS, "final mean frame reward")
+    assert "epsilon_episodes" in (tmp_path / "scan.csv").read_text().splitlines()[0]
+    with pytest.raises(ValueError, match="--epsilon-starts"):
+        scan.TTOSCScanConfig(epsilon_starts=(1.5,))
