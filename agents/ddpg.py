@@ -173,12 +173,14 @@ class DDPGRunner(NamedTuple):
 
 
 class DDPGTrainer(NamedTuple):
+    """``init``/``train_chunk``/``train`` take an optional last ``env_params`` (default: ``env_params``)."""
+
     config: DDPGConfig
     env_params: MECParams
     actor: Actor
-    init: Callable[[jax.Array], DDPGRunner]
-    train_chunk: Callable[[DDPGRunner, int], tuple[DDPGRunner, dict]]
-    train: Callable[[jax.Array], tuple[DDPGRunner, dict]]
+    init: Callable[..., DDPGRunner]
+    train_chunk: Callable[..., tuple[DDPGRunner, dict]]
+    train: Callable[..., tuple[DDPGRunner, dict]]
 
 
 def make_ddpg_trainer(config: DDPGConfig, env_params: MECParams | None = None) -> DDPGTrainer:
@@ -186,12 +188,14 @@ def make_ddpg_trainer(config: DDPGConfig, env_params: MECParams | None = None) -
     env_config = config.env_config()
     if env_params is None:
         env_params = generate_params(config.instance_seed, env_config)
+    default_env_params = env_params
     actor, critic = Actor(config.hidden), Critic(config.hidden)
     actor_tx = optax.adam(config.actor_learning_rate)
     critic_tx = optax.adam(config.critic_learning_rate)
     m, k = config.num_cells, config.num_services
 
-    def init(key):
+    def init(key, env_params: MECParams | None = None):
+        env_params = default_env_params if env_params is None else env_params
         key, key_actor, key_critic, key_reset = jax.random.split(key, 4)
         arrivals = jnp.zeros((m, k), jnp.float32)
         deployment = jnp.zeros((m, k), bool)
@@ -229,7 +233,7 @@ def make_ddpg_trainer(config: DDPGConfig, env_params: MECParams | None = None) -
                             polyak(critic_params, learner.target_critic_params), a_opt, c_opt)
         return learner, (c_loss, a_loss)
 
-    def iteration(runner: DDPGRunner, _):
+    def iteration(runner: DDPGRunner, env_params: MECParams):
         key, key_step, key_learn = jax.random.split(runner.key, 3)
         env = TwoTimescaleMEC(env_config, schedule_fn=actor_schedule_fn(actor, runner.learner.actor_params,
                                                                        config.noise_std))
@@ -257,13 +261,14 @@ def make_ddpg_trainer(config: DDPGConfig, env_params: MECParams | None = None) -
                    "critic_loss": jnp.mean(c_loss), "actor_loss": jnp.mean(a_loss)}
         return DDPGRunner(learner, env_state, next_obs, replay, key), metrics
 
-    def train_chunk(runner, num_iterations: int):
-        return jax.lax.scan(iteration, runner, None, length=num_iterations)
+    def train_chunk(runner, num_iterations: int, env_params: MECParams | None = None):
+        env_params = default_env_params if env_params is None else env_params
+        return jax.lax.scan(lambda r, _: iteration(r, env_params), runner, None, length=num_iterations)
 
-    def train(key):
-        return train_chunk(init(key), config.num_iterations)
+    def train(key, env_params: MECParams | None = None):
+        return train_chunk(init(key, env_params), config.num_iterations, env_params)
 
-    return DDPGTrainer(config, env_params, actor, init, train_chunk, train)
+    return DDPGTrainer(config, default_env_params, actor, init, train_chunk, train)
 
 
 def ddpg_env(config: MECConfig, actor: Actor, actor_params: Any) -> TwoTimescaleMEC:

@@ -1,0 +1,117 @@
+"""scripts/reproduce_ttosc.py: a tiny --quick run writes every CSV and PNG; bad flags are named."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "reproduce_ttosc.py"
+METHODS = ("TTOSC", "Popularity")
+# One shape (M = 2, K = 3), two methods, two seeds, two points per Fig. 6 panel: the run is
+# dominated by XLA compilation, so the subprocess compiles with LLVM optimisation off.
+ARGS = ["--quick", "--cells", "2", "--services", "3", "--methods", ",".join(METHODS), "--seeds", "2",
+        "--fig6-points", "2"]
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict]]:
+    with path.open() as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames), list(reader)
+
+
+def assert_finite(rows: list[dict], columns: tuple[str, ...]) -> None:
+    for row in rows:
+        for column in columns:
+            assert math.isfinite(float(row[column])), (column, row)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("ttosc_figures")
+    env = {**os.environ, "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " " + FAST_COMPILE).strip()}
+    result = subprocess.run([sys.executable, str(SCRIPT), *ARGS, "--out", str(out)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout
+
+
+@pytest.mark.timeout(320)
+def test_quick_run_writes_every_figure(quick_run):
+    out, stdout = quick_run
+    seeds, shape = 2, ("2", "3")
+    for name in ("ttosc_fig4_convergence", "ttosc_fig5_delay", "ttosc_fig6_delay"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+        assert str(out / f"{name}.csv") in stdout and str(out / f"{name}.png") in stdout
+    assert "total wall time" in stdout
+
+    # Fig. 4: quick DDQN = 4 episodes over 2 envs -> 2 points per seed, in both panels.
+    header, rows = read_rows(out / "ttosc_fig4_convergence.csv")
+    assert header == ["panel", "num_cells", "num_services", "seed", "episode", "reward", "reward_smoothed"]
+    assert len(rows) == 2 * seeds * 2
+    assert {r["panel"] for r in rows} == {"cells", "services"}
+    assert {(r["num_cells"], r["num_services"]) for r in rows} == {shape}
+    assert sorted({int(r["episode"]) for r in rows}) == [2, 4]
+    assert_finite(rows, ("reward", "reward_smoothed"))
+    first = [r for r in rows if r["panel"] == "cells" and r["seed"] == "0"]
+    assert float(first[0]["reward_smoothed"]) == pytest.approx(float(first[0]["reward"]), rel=1e-5)
+
+    # Fig. 5: one shape in both panels x methods x seeds; delays positive.
+    header, rows = read_rows(out / "ttosc_fig5_delay.csv")
+    assert header == ["panel", "num_cells", "num_services", "x", "method", "seed", "mean_delay_s"]
+    assert len(rows) == 2 * len(METHODS) * seeds
+    assert {r["method"] for r in rows} == set(METHODS)
+    assert {r["x"] for r in rows if r["panel"] == "cells"} == {"2"}
+    assert {r["x"] for r in rows if r["panel"] == "services"} == {"3"}
+    assert_finite(rows, ("mean_delay_s",))
+    assert all(float(r["mean_delay_s"]) > 0 for r in rows)
+
+    # Fig. 6: the requested x values of the quick scale's first two points per panel.
+    header, rows = read_rows(out / "ttosc_fig6_delay.csv")
+    assert header == ["panel", "x", "method", "seed", "mean_delay_s", "agents_trained"]
+    expected = {"zipf_exponent": [0.8, 1.6], "users_per_cell": [15.0, 30.0], "es_cpu_ghz": [25.0, 100.0],
+                "storage_units": [10.0, 40.0]}
+    assert len(rows) == sum(len(v) for v in expected.values()) * len(METHODS) * seeds
+    for panel, xs in expected.items():
+        assert sorted({float(r["x"]) for r in rows if r["panel"] == panel}) == pytest.approx(xs)
+    assert {r["agents_trained"] for r in rows} == {"default-instance"}
+    assert_finite(rows, ("x", "mean_delay_s"))
+    assert all(float(r["mean_delay_s"]) > 0 for r in rows)
+    # More ES CPU can only shorten the ES compute delays of the same deployments (Popularity,
+    # same episodes): eq. (4)'s c_k L / F_{n,k} falls with F, the cloud term is unchanged.
+    popularity = {(float(r["x"]), r["seed"]): float(r["mean_delay_s"]) for r in rows
+                  if r["panel"] == "es_cpu_ghz" and r["method"] == "Popularity"}
+    for seed in ("0", "1"):
+        assert popularity[(100.0, seed)] < popularity[(25.0, seed)]
+
+    # Running time: one shape, two decisions, positive times next to the paper's.
+    header, rows = read_rows(out / "ttosc_runtime.csv")
+    assert header == ["num_cells", "num_services", "decision", "median_ms", "paper_ms", "qp_iterations", "weights"]
+    assert [r["decision"] for r in rows] == ["small_timescale", "large_timescale"]
+    assert_finite(rows, ("median_ms", "paper_ms"))
+    assert all(float(r["median_ms"]) > 0 for r in rows)
+    assert [float(r["paper_ms"]) for r in rows] == [7.21, 19.39]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--figure", "7"], "--figure='7' is invalid"),
+    (["--seeds", "0"], "--seeds=0 is invalid"),
+    (["--cells", "3,-1"], "--cells='3,-1' is invalid"),
+    (["--episodes", "6"], "--episodes=6 is invalid"),
+    (["--methods", "TTOSC,Magic"], "--methods='TTOSC,Magic' is invalid"),
+])
+def test_bad_flags_are_named(flags, message, capsys):
+    sys.path.insert(0, str(SCRIPT.parent))
+    import reproduce_ttosc
+
+    with pytest.raises(SystemExit) as error:
+        reproduce_ttosc.parse_args(flags)
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err
