@@ -91,7 +91,7 @@ def test_ttosc_scan_config_equals_its_plain_training_run(tmp_path):
                       num_envs=2, num_episodes=8, hidden=8, num_gru_layers=1, batch_size=8, learning_starts=4,
                       buffer_size=32, epsilon_episodes=4)
     config = scan.TTOSCScanConfig(ddqn=ddqn, learning_rates=(1e-3, 3e-2), epsilon_anneals=(2.0,), num_seeds=1,
-                                  chunk_iterations=3)
+                                  chunk_iterations=8)                    # all 8 frames: one chunk program
     points = scan.ttosc_grid_points(config)
     assert [p["learning_rate"] for p in points] == [1e-3, 3e-2]
     result = scan.run_ttosc_scan(ddqn, points, 1, config.seed, sharding.make_mesh(1), config.chunk_iterations,
