@@ -304,6 +304,16 @@ def _plot_module():
     return plt
 
 
+def save_figure(plt, fig, png: Path, title: str) -> Path:
+    """Titles, lays out, writes and closes ``fig``; returns ``png``."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    print(f"wrote {png}")
+    return png
+
+
 def eval_rows(sweep: Sweep, units: dict, base: dict, variants: tuple[str, ...]) -> list[dict]:
     """Tidy rows ``x, method, seed, slot_profit, mean_delay, miss_rate`` (baselines: seed ``""``)."""
     rows = []
@@ -371,12 +381,8 @@ def figure_3(config: ReproConfig, sweep: Sweep, units: dict, base: dict, out: Pa
         ax.set_xlabel("env steps per run")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"STPer Fig. 3: training on the default instance ({config.preset} scale)")
-    fig.tight_layout()
-    png = out / "stper_fig3_training.png"
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    print(f"wrote {png}")
+    png = save_figure(plt, fig, out / "stper_fig3_training.png",
+                      f"STPer Fig. 3: training on the default instance ({config.preset} scale)")
     return [csv_path, png]
 
 
@@ -399,12 +405,8 @@ def figure_power(config, number: int, power_sweeps: list[Sweep], data: dict, out
         ax.set_xlabel("computing power C (TFLOPS; node powers in [C/10, C])")
         ax.set_ylabel(ylabel)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"STPer Fig. {number}: {ylabel} vs computing power ({config.preset} scale)")
-    fig.tight_layout()
-    png = out / f"{stem}.png"
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    print(f"wrote {png}")
+    png = save_figure(plt, fig, out / f"{stem}.png",
+                      f"STPer Fig. {number}: {ylabel} vs computing power ({config.preset} scale)")
     return [csv_path, png]
 
 
@@ -420,12 +422,8 @@ def figure_6(config, sweep: Sweep, data: dict, out: Path) -> list[Path]:
         ax.set_xlabel("task data size (Mb)")
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"STPer Fig. 6: impact of the task data size ({config.preset} scale)")
-    fig.tight_layout()
-    png = out / "stper_fig6_profit_vs_size.png"
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    print(f"wrote {png}")
+    png = save_figure(plt, fig, out / "stper_fig6_profit_vs_size.png",
+                      f"STPer Fig. 6: impact of the task data size ({config.preset} scale)")
     return [csv_path, png]
 
 
