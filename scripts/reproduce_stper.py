@@ -49,7 +49,7 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.baselines import CPN_POLICIES, rollout_cpn  # noqa: E402
-from agents.cli import parse_with_presets  # noqa: E402
+from agents.cli import parse_with_presets, seed_keys  # noqa: E402
 from agents.ppo import PPOConfig, make_trainer, network_policy  # noqa: E402
 from jaxcpn.sweep import stack_sweep  # noqa: E402
 
@@ -242,7 +242,7 @@ class Runner:
             bar.update(config.num_updates)
             return cached
         params = sweep.params(self.base_params)
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(jnp.arange(config.num_seeds))
+        keys = seed_keys(config.seed, config.num_seeds)
         init, _ = self._train_programs(variant, config.chunk_updates)
         runner = init(keys, params)
         chunks, done = [], 0

@@ -48,6 +48,7 @@ import numpy as np  # noqa: E402
 
 import train_ttosc  # noqa: E402
 from agents import mec_baselines as mb  # noqa: E402
+from agents.cli import seed_keys  # noqa: E402
 from agents.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer  # noqa: E402
 from agents.ddqn import DDQNConfig, ddqn_policy, make_network, make_trainer  # noqa: E402
 from jaxcpn.mec.env import TwoTimescaleMEC  # noqa: E402
@@ -277,11 +278,6 @@ class Trained(NamedTuple):
     runner: Any
     episode_reward: np.ndarray
     seconds: float
-
-
-def seed_keys(seed: int, num: int) -> jax.Array:
-    """(num,) keys ``fold_in(PRNGKey(seed), i)``."""
-    return jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(num))
 
 
 def ddqn_config(scale: Scale, cells: int, services: int) -> DDQNConfig:

@@ -197,7 +197,7 @@ def point_config(ppo: PPOConfig, point: dict) -> PPOConfig:
 
 
 def seed_key(seed: int, index: int) -> jax.Array:
-    """Key of seed ``index`` (as scripts/train_stper.py)."""
+    """Key of seed ``index``: row ``index`` of ``agents.cli.seed_keys(seed, n)``, as every script."""
     return jax.random.fold_in(jax.random.PRNGKey(seed), index)
 
 

@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.cli import parse_with_presets  # noqa: E402
+from agents.cli import parse_with_presets, seed_keys  # noqa: E402
 from agents import checkpoint, sharding  # noqa: E402
 from agents.baselines import CPN_POLICIES, rollout_cpn  # noqa: E402
 from agents.ppo import PPOConfig, RunnerState, make_trainer, network_policy  # noqa: E402
@@ -114,7 +113,7 @@ class Run:
         self.config = config
         self.trainer = make_trainer(config.ppo)
         self.mesh = sharding.make_mesh(config.devices)
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(jnp.arange(config.num_seeds))
+        keys = seed_keys(config.seed, config.num_seeds)
         self.init, _ = sharding.sharded_trainer_fns(self.trainer, self.mesh, 1, num_seeds=config.num_seeds)
         self.keys = np.asarray(keys)  # host value: valid jit input in a multi-process run too
         self._chunks = {}

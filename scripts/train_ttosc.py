@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.cli import parse_with_presets  # noqa: E402
+from agents.cli import parse_with_presets, seed_keys  # noqa: E402
 from agents import checkpoint, sharding  # noqa: E402
 from agents import mec_baselines as mb  # noqa: E402
 from agents.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer  # noqa: E402
@@ -192,7 +191,7 @@ def train_ddqn(config: TrainConfig, run_dir: Path):
 
     trainer = make_trainer(config.ddqn)
     mesh = sharding.make_mesh(config.devices)
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed), i))(jnp.arange(config.num_seeds))
+    keys = seed_keys(config.seed, config.num_seeds)
     init, _ = sharding.sharded_trainer_fns(trainer, mesh, 1, num_seeds=config.num_seeds)
     runner = init(np.asarray(keys))
     ckpt_dir, metrics_path = run_dir / "checkpoints", run_dir / "metrics.csv"
@@ -236,7 +235,7 @@ def evaluate_all(config: TrainConfig, trainer, runner, run_dir: Path) -> dict:
     params = trainer.env_params
     max_capacity = env.config.max_storage_units
     seeds = config.num_seeds
-    eval_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.eval_seed), i))(jnp.arange(seeds))
+    eval_keys = seed_keys(config.eval_seed, seeds)
 
     def evaluate(env_, policy, keys):
         return jax.jit(jax.vmap(lambda k: mb.evaluate_policy(env_, params, policy, k, config.eval_envs,
@@ -269,7 +268,7 @@ def evaluate_all(config: TrainConfig, trainer, runner, run_dir: Path) -> dict:
         # DDPG: trained per seed (vmapped), deployment by Popularity.
         start = time.time()
         ddpg = make_ddpg_trainer(ddpg_config(config), params)
-        ddpg_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), i))(jnp.arange(seeds))
+        ddpg_keys = seed_keys(config.seed + 1, seeds)
         ddpg_runner, ddpg_metrics = jax.jit(jax.vmap(ddpg.train))(ddpg_keys)
         results["DDPG_training"] = {"reward_first": float(np.mean(np.asarray(ddpg_metrics["reward"])[:, :24])),
                                     "reward_last": float(np.mean(np.asarray(ddpg_metrics["reward"])[:, -24:]))}
