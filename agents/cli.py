@@ -25,15 +25,3 @@ def parse_with_presets(config_type: type[T], presets: Mapping[str, T], argv: lis
     if preset not in presets:
         raise ValueError(f"--preset={preset!r} is invalid: allowed presets are {sorted(presets)}")
     return tyro.cli(config_type, default=presets[preset], args=argv, description=description)
-
-
-def seed_keys(seed: int, num: int):
-    """``(num, 2)`` keys of a run's seeds: seed ``i`` uses ``fold_in(PRNGKey(seed), i)``.
-
-    Every script follows this convention, so seed ``i`` of one script's run is seed ``i`` of
-    another's (e.g. a scan's run equals the training run of the same config and seed).
-    """
-    import jax
-    import jax.numpy as jnp
-
-    return jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(num))

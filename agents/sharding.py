@@ -12,7 +12,7 @@ replica. Random numbers are drawn from the same keys over the global batch
 permutation of the global batch, so a run on ``n`` devices equals the one-device run up to
 float32 reduction order. One device is the same code with a one-device mesh.
 
-The DDQN trainer of TTOSC (:mod:`agents.ddqn`) is split the same way: its parallel episodes
+The DDQN trainer of TTOSC (:mod:`agents.ttosc.ddqn`) is split the same way: its parallel episodes
 (``env_state``, ``observation``, ``episode_return``) over the mesh, the networks, Adam state and
 the replay buffer replicated. Each frame's transitions of all shards go into the one buffer
 and every device samples the same minibatch, so the run equals the one-device run.
@@ -88,7 +88,7 @@ def runner_shardings(runner_type: type, mesh: Mesh, batch_dim: int = 0,
     """Sharding prefix tree of a runner ``NamedTuple``: ``batched_fields`` split, the rest replicated.
 
     Args:
-        runner_type: the runner ``NamedTuple`` class (e.g. :class:`agents.ppo.RunnerState`).
+        runner_type: the runner ``NamedTuple`` class (e.g. :class:`agents.stper.ppo.RunnerState`).
         mesh: from :func:`make_mesh`.
         batch_dim: position of the env dimension (1 under a ``vmap`` over seeds).
         batched_fields: fields whose leaves have the env batch at ``batch_dim``.
@@ -110,22 +110,23 @@ def shard_runner(runner: Any, mesh: Mesh, batch_dim: int = 0, **kwargs) -> Any:
 
 def runner_layout(trainer: Any) -> tuple[type, tuple[str, ...]]:
     """The runner ``NamedTuple`` of a PPO or DDQN trainer and its fields that hold the env batch."""
-    from agents import ddqn, ppo
+    from agents.stper import ppo
+    from agents.ttosc import ddqn
 
     if isinstance(trainer.config, ppo.PPOConfig):
         return ppo.RunnerState, ("env_state", "obs", "episode_return")
     if isinstance(trainer.config, ddqn.DDQNConfig):
         return ddqn.RunnerState, ("env_state", "observation", "episode_return")
     raise TypeError(f"trainer with config {type(trainer.config).__name__} is not supported: "
-                    "must be a PPO (agents.ppo) or DDQN (agents.ddqn) trainer")
+                    "must be a PPO (agents.stper.ppo) or DDQN (agents.ttosc.ddqn) trainer")
 
 
 def sharded_trainer_fns(trainer: Any, mesh: Mesh, num_updates: int,
                         num_seeds: int | None = None) -> tuple[Callable, Callable]:
     """Jitted ``init(key) -> runner`` and ``chunk(runner) -> (runner, metrics)`` of a trainer.
 
-    ``trainer`` is a PPO (:func:`agents.ppo.make_trainer`) or DDQN
-    (:func:`agents.ddqn.make_trainer`) trainer; ``num_updates`` counts PPO updates or DDQN
+    ``trainer`` is a PPO (:func:`agents.stper.ppo.make_trainer`) or DDQN
+    (:func:`agents.ttosc.ddqn.make_trainer`) trainer; ``num_updates`` counts PPO updates or DDQN
     frames. The env batch (``trainer.config.num_envs``) is split over ``mesh``; parameters
     (and the DDQN replay buffer) replicated. With ``num_seeds`` both are ``vmap``ped over a
     leading seed axis (keys ``(num_seeds, 2)``), the env batch then being dimension 1.

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import tyro
 
-from agents.baselines import CPN_POLICIES, rollout_cpn
+from agents.stper.baselines import CPN_POLICIES, rollout_cpn
 from jaxcpn.cpn import CPNConfig, GreenCPN, generate_instance, validate_params
 
 

@@ -48,9 +48,10 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.baselines import CPN_POLICIES, rollout_cpn  # noqa: E402
-from agents.cli import parse_with_presets, seed_keys  # noqa: E402
-from agents.ppo import PPOConfig, make_trainer, network_policy  # noqa: E402
+from agents.stper.baselines import CPN_POLICIES, rollout_cpn  # noqa: E402
+from agents.cli import parse_with_presets
+from agents.seeds import seed_keys  # noqa: E402
+from agents.stper.ppo import PPOConfig, make_trainer, network_policy  # noqa: E402
 from jaxcpn.sweep import stack_sweep  # noqa: E402
 
 VARIANTS = ("stper", "stper-l", "stper-m")

@@ -47,10 +47,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import train_ttosc  # noqa: E402
-from agents import mec_baselines as mb  # noqa: E402
-from agents.cli import seed_keys  # noqa: E402
-from agents.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer  # noqa: E402
-from agents.ddqn import DDQNConfig, ddqn_policy, make_network, make_trainer  # noqa: E402
+from agents.ttosc import baselines as mb  # noqa: E402
+from agents.seeds import seed_keys  # noqa: E402
+from agents.ttosc.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer  # noqa: E402
+from agents.ttosc.ddqn import DDQNConfig, ddqn_policy, make_network, make_trainer  # noqa: E402
 from jaxcpn.mec.env import TwoTimescaleMEC  # noqa: E402
 from jaxcpn.mec.generator import generate_params  # noqa: E402
 from jaxcpn.mec.types import MECConfig, MECParams  # noqa: E402
@@ -268,7 +268,7 @@ class Trained(NamedTuple):
     """DDQN agents of one shape, trained for every seed (leading axis S on every leaf).
 
     Attributes:
-        trainer: the ``agents.ddqn.Trainer``.
+        trainer: the ``agents.ttosc.ddqn.Trainer``.
         runner: the final ``RunnerState`` without its replay buffer (``train_state`` is used).
         episode_reward: (S, points) average frame reward of each finished round of episodes.
         seconds: wall time of the training call (compile included).

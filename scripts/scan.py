@@ -1,14 +1,14 @@
 """Hyperparameter scans as one vmapped, device-sharded program: STPer's PPO or TTOSC's DDQN.
 
 Every run of the grid (learning rate x clip x entropy coefficient x GAE lambda, times seeds) is
-one element of a ``vmap`` over :class:`agents.ppo.PPOHyperparams` and keys, and that run axis
+one element of a ``vmap`` over :class:`agents.stper.ppo.PPOHyperparams` and keys, and that run axis
 is split over the devices (``NamedSharding(mesh, P("batch"))``). The GCN and LSTM widths
 change array shapes, so each (GCN width, LSTM width) pair is its own compiled program, run one
 after the other. Seed ``s`` uses ``fold_in(PRNGKey(seed), s)`` as scripts/train_stper.py does,
 so a scan's run equals the training run of the same config and seed.
 
 TTOSC (``python scripts/scan.py ttosc ...``): the grid is learning rate x epsilon schedule
-(start, end, anneal length) of the DDQN, all vmapped (:class:`agents.ddqn.DDQNHyperparams`):
+(start, end, anneal length) of the DDQN, all vmapped (:class:`agents.ttosc.ddqn.DDQNHyperparams`):
 one compiled program for the whole grid. The final return of a run is its mean frame reward
 over its last finished episodes.
 
@@ -40,9 +40,9 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import sharding  # noqa: E402
-from agents.ddqn import DDQNConfig, DDQNHyperparams  # noqa: E402
-from agents.ddqn import make_trainer as make_ddqn_trainer  # noqa: E402
-from agents.ppo import PPOConfig, PPOHyperparams, make_trainer  # noqa: E402
+from agents.ttosc.ddqn import DDQNConfig, DDQNHyperparams  # noqa: E402
+from agents.ttosc.ddqn import make_trainer as make_ddqn_trainer  # noqa: E402
+from agents.stper.ppo import PPOConfig, PPOHyperparams, make_trainer  # noqa: E402
 
 DYNAMIC = PPOHyperparams._fields
 """Grid fields that are vmapped (one compiled program serves all their values)."""

@@ -31,10 +31,11 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.cli import parse_with_presets, seed_keys  # noqa: E402
+from agents.cli import parse_with_presets
+from agents.seeds import seed_keys  # noqa: E402
 from agents import checkpoint, sharding  # noqa: E402
-from agents.baselines import CPN_POLICIES, rollout_cpn  # noqa: E402
-from agents.ppo import PPOConfig, RunnerState, make_trainer, network_policy  # noqa: E402
+from agents.stper.baselines import CPN_POLICIES, rollout_cpn  # noqa: E402
+from agents.stper.ppo import PPOConfig, RunnerState, make_trainer, network_policy  # noqa: E402
 
 METRIC_NAMES = (
     "episode_return", "slot_profit", "mean_delay", "miss_rate", "explained_variance",

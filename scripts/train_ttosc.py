@@ -30,11 +30,12 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.cli import parse_with_presets, seed_keys  # noqa: E402
+from agents.cli import parse_with_presets
+from agents.seeds import seed_keys  # noqa: E402
 from agents import checkpoint, sharding  # noqa: E402
-from agents import mec_baselines as mb  # noqa: E402
-from agents.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer  # noqa: E402
-from agents.ddqn import DDQNConfig, greedy_policy, make_trainer  # noqa: E402
+from agents.ttosc import baselines as mb  # noqa: E402
+from agents.ttosc.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer  # noqa: E402
+from agents.ttosc.ddqn import DDQNConfig, greedy_policy, make_trainer  # noqa: E402
 from jaxcpn.mec.env import TwoTimescaleMEC  # noqa: E402
 
 METRIC_NAMES = ("reward", "mean_delay", "epsilon", "loss", "episode_reward")

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.baselines import cpn_greedy, cpn_oracle, cpn_random, rollout_cpn
+from agents.stper.baselines import cpn_greedy, cpn_oracle, cpn_random, rollout_cpn
 from jaxcpn.cpn import CPNConfig, GreenCPN, generate_instance, validate_params
 from jaxcpn.cpn.reference import CPNReference
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from agents import checkpoint
-from agents import mec_baselines as mb
-from agents.ddqn import (DDQNConfig, ddqn_policy, ddqn_target, epsilon_schedule, make_train, make_trainer,
+from agents.ttosc import baselines as mb
+from agents.ttosc.ddqn import (DDQNConfig, ddqn_policy, ddqn_target, epsilon_schedule, make_train, make_trainer,
                          random_deployment)
-from agents.networks.ttosc import TTOSCNetwork, apply_agents, deployment_value, greedy_deployment, init_agents
+from agents.ttosc.networks import TTOSCNetwork, apply_agents, deployment_value, greedy_deployment, init_agents
 from agents.replay import replay_add, replay_init, replay_sample
 from jaxcpn.mec.env import TwoTimescaleMEC
 from jaxcpn.mec.generator import generate_params

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents import mec_baselines as mb
-from agents.ddpg import DDPGConfig, actor_schedule_fn, make_ddpg_trainer, masked_softmax_schedule
-from agents.ddqn import random_deployment
+from agents.ttosc import baselines as mb
+from agents.ttosc.ddpg import DDPGConfig, actor_schedule_fn, make_ddpg_trainer, masked_softmax_schedule
+from agents.ttosc.ddqn import random_deployment
 from jaxcpn.mec import model
 from jaxcpn.mec.env import TwoTimescaleMEC
 from jaxcpn.mec.generator import generate_params

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.baselines import cpn_greedy, cpn_random
-from agents.ppo import compute_gae, explained_variance, ppo_loss_terms
+from agents.stper.baselines import cpn_greedy, cpn_random
+from agents.stper.ppo import compute_gae, explained_variance, ppo_loss_terms
 from jaxcpn.cpn import CPNConfig, GreenCPN
 
 

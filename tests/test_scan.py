@@ -19,7 +19,7 @@ WORKER = textwrap.dedent("""
     sys.path.insert(0, "scripts")
     import scan
     from agents import sharding
-    from agents.ppo import PPOConfig, PPOHyperparams, make_trainer
+    from agents.stper.ppo import PPOConfig, PPOHyperparams, make_trainer
 
     ppo = PPOConfig(variant="stper-m", num_nodes=4, num_users=4, window=4, episode_length=4, num_envs=4,
                     num_steps=4, num_updates=3, update_epochs=1, num_minibatches=2, fusion_hidden=(16,),
@@ -85,7 +85,7 @@ def test_ttosc_scan_config_equals_its_plain_training_run(tmp_path):
 
     import scan
     from agents import sharding
-    from agents.ddqn import DDQNConfig, make_trainer
+    from agents.ttosc.ddqn import DDQNConfig, make_trainer
 
     ddqn = DDQNConfig(num_cells=2, num_services=4, slots_per_frame=2, frames_per_episode=2, qp_iterations=5,
                       num_envs=2, num_episodes=8, hidden=8, num_gru_layers=1, batch_size=8, learning_starts=4,

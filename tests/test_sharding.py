@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = textwrap.dedent("""
     import jax, numpy as np
     from agents import sharding
-    from agents.ppo import PPOConfig, make_trainer
+    from agents.stper.ppo import PPOConfig, make_trainer
 
     assert jax.device_count() == 2, jax.devices()
     config = PPOConfig(variant="stper-m", num_nodes=4, num_users=4, window=4, episode_length=4, num_envs=8,
@@ -54,7 +54,7 @@ WORKER = textwrap.dedent("""
     print("SHARDING-OK")
 
     # The DDQN of TTOSC: its parallel episodes split over the 2 devices, the replay buffer replicated.
-    from agents.ddqn import DDQNConfig, make_trainer as make_ddqn
+    from agents.ttosc.ddqn import DDQNConfig, make_trainer as make_ddqn
     ddqn = make_ddqn(DDQNConfig(num_cells=2, num_services=4, slots_per_frame=2, frames_per_episode=2, qp_iterations=5,
                                 num_envs=4, num_episodes=8, hidden=8, num_gru_layers=1, batch_size=8,
                                 learning_starts=4, buffer_size=32, epsilon_episodes=4))
@@ -110,7 +110,7 @@ MULTIPROCESS_WORKER = textwrap.dedent("""
     process_id, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     sharding.initialize_distributed(f"localhost:{port}", 2, process_id)
     import jax
-    from agents.ppo import PPOConfig, make_trainer
+    from agents.stper.ppo import PPOConfig, make_trainer
     assert jax.process_count() == 2 and jax.device_count() == 2 and jax.local_device_count() == 1
     config = PPOConfig(variant="stper-m", num_nodes=4, num_users=4, window=4, episode_length=4, num_envs=8,
                        num_steps=4, num_updates=2, update_epochs=2, num_minibatches=2, fusion_hidden=(16,),
@@ -130,7 +130,7 @@ def test_two_process_training_equals_single_device(tmp_path):
 
     import numpy as np
 
-    from agents.ppo import PPOConfig, make_trainer
+    from agents.stper.ppo import PPOConfig, make_trainer
 
     with socket.socket() as s:
         s.bind(("localhost", 0))

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.networks import VARIANTS, GCNLayer, STPerNetwork, batch_apply, dense_graph, entropy, log_prob
+from agents.stper.networks import VARIANTS, GCNLayer, STPerNetwork, batch_apply, dense_graph, entropy, log_prob
 from jaxcpn.cpn import CPNConfig, GreenCPN
 
 CONFIG = CPNConfig(num_nodes=4, num_users=5, window=6, episode_length=6)

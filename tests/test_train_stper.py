@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agents import checkpoint
-from agents.baselines import cpn_random, rollout_cpn
-from agents.ppo import PPOConfig, make_trainer, network_policy
+from agents.stper.baselines import cpn_random, rollout_cpn
+from agents.stper.ppo import PPOConfig, make_trainer, network_policy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import train_stper  # noqa: E402

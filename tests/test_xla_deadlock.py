@@ -14,7 +14,7 @@ import pytest
 SCRIPT = textwrap.dedent(
     """
     import jaxcpn, jax
-    from agents.ppo import PPOConfig, make_trainer
+    from agents.stper.ppo import PPOConfig, make_trainer
     trainer = make_trainer(PPOConfig(variant="stper-l", num_envs=32))
     out = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 3))
     jax.block_until_ready(out)

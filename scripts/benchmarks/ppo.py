@@ -7,7 +7,7 @@ import time
 
 import jax
 
-from agents.ppo import PPOConfig, make_trainer
+from agents.stper.ppo import PPOConfig, make_trainer
 from benchmarks.common import peak_rss_mib
 
 

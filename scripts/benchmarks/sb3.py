@@ -22,7 +22,7 @@ from jaxcpn.cpn.reference import CPNReference
 
 
 def jaxcpn_ppo_steps_per_second(variant: str, num_envs: int, num_steps: int, num_updates: int) -> float:
-    from agents.ppo import PPOConfig, make_trainer
+    from agents.stper.ppo import PPOConfig, make_trainer
 
     config = PPOConfig(variant=variant, num_envs=num_envs, num_steps=num_steps, update_epochs=4, num_minibatches=4)
     trainer = make_trainer(config)

@@ -21,7 +21,7 @@ import json, sys
 sys.path.insert(0, "scripts")
 import scan
 from agents import sharding
-from agents.ppo import PPOConfig
+from agents.stper.ppo import PPOConfig
 
 num_updates, num_envs = {num_updates}, {num_envs}
 ppo = PPOConfig(num_envs=num_envs, num_steps=24, num_updates=num_updates, num_minibatches=4, fusion_hidden=(64,),
@@ -44,7 +44,7 @@ import json, sys
 sys.path.insert(0, "scripts")
 import scan
 from agents import sharding
-from agents.ddqn import DDQNConfig
+from agents.ttosc.ddqn import DDQNConfig
 
 ddqn = DDQNConfig(num_cells=3, num_services=10, num_envs=4, num_episodes={num_episodes}, epsilon_episodes=8,
                   num_gru_layers=1, hidden=64, learning_starts=32)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from agents.ddqn import random_deployment
+from agents.ttosc.ddqn import random_deployment
 from jaxcpn.mec import model
 from jaxcpn.mec.env import TwoTimescaleMEC
 from jaxcpn.mec.types import MECParams

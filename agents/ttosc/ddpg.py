@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agents.mec_baselines import popularity_deployment
+from agents.ttosc.baselines import popularity_deployment
 from agents.replay import ReplayState, replay_add, replay_init, replay_sample
 from jaxcpn.mec import model
 from jaxcpn.mec.env import TwoTimescaleMEC

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from agents.networks.ttosc import TTOSCNetwork, apply_agents, deployment_value, greedy_deployment, init_agents
+from agents.ttosc.networks import TTOSCNetwork, apply_agents, deployment_value, greedy_deployment, init_agents
 from agents.replay import ReplayState, replay_add, replay_init, replay_sample
 from jaxcpn.mec.env import TwoTimescaleMEC
 from jaxcpn.mec.generator import generate_params
@@ -169,7 +169,7 @@ class DDQNHyperparams(NamedTuple):
 
     Passing them to ``Trainer.train_chunk`` / ``train`` overrides the config's values inside
     one compiled program, so a scan ``vmap``s over them (scripts/scan.py). As in
-    :class:`agents.ppo.PPOHyperparams`, the learning rate scales the Adam update of the
+    :class:`agents.stper.ppo.PPOHyperparams`, the learning rate scales the Adam update of the
     config's optimiser by ``learning_rate / config.learning_rate``.
 
     Attributes:

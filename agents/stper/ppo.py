@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from agents.networks import stper as nets
+from agents.stper import networks as nets
 from jaxcpn.cpn import CPNConfig, CPNObservation, CPNParams, CPNState, GreenCPN, generate_instance, validate_params
 
 
@@ -461,7 +461,7 @@ def network_policy(network: nets.STPerNetwork, variables: Any, deterministic: bo
     """Wraps trained ``variables`` as a baseline-style ``policy(key, env, state, params)``.
 
     The observation is rebuilt from the state with ``env.get_obs`` so the trained policy runs
-    in :func:`agents.baselines.rollout_cpn` beside Random, Greedy and Oracle.
+    in :func:`agents.stper.baselines.rollout_cpn` beside Random, Greedy and Oracle.
     ``deterministic`` takes each user's most likely destination, else samples.
     """
 
