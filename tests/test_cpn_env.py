@@ -1,6 +1,7 @@
 """Green CPN environment: batched episodes, reference equivalence, params sweeps, validation."""
 
 import dataclasses
+import math
 
 import chex
 import jax
@@ -10,7 +11,9 @@ import pytest
 
 from agents.stper.baselines import cpn_greedy, cpn_oracle, cpn_random, rollout_cpn
 from jaxcpn.cpn import CPNConfig, GreenCPN, generate_instance, validate_params
+from jaxcpn.cpn.env import hydro_discount
 from jaxcpn.cpn.reference import CPNReference
+from jaxcpn.cpn.types import CPNObservation
 
 CONFIG = CPNConfig()
 
@@ -86,6 +89,49 @@ def test_reference_equivalence_50_instances(env):
             np.testing.assert_array_equal(info["deadline_miss"][i], ref_info["deadline_miss"])
             for name, value in ref_obs.items():
                 np.testing.assert_allclose(getattr(final_obs, name)[i], value, rtol=2e-5, atol=1e-5, err_msg=name)
+
+
+def _observation_formula(config, state, params):
+    """The observation as ``get_obs`` built it before issue 14, a sin per window entry, kept as the oracle."""
+    first = state.start + state.time - (config.window - 1)
+    index = first + jnp.arange(config.window, dtype=jnp.int32)
+    hours = jnp.arange(24, dtype=jnp.float32)[:, None]
+    profile = params.workload_base * (1.0 + params.workload_amplitude * jnp.sin(2.0 * math.pi * hours / 24.0 + params.workload_phase))
+    shock = jax.lax.dynamic_slice(params.workload_shock, (first, 0), (config.window, config.num_users))
+    load = jnp.maximum(params.workload_floor, profile[(params.series_start_hour + index) % 24] + params.workload_noise * shock)
+    demand = load @ jax.nn.one_hot(params.user_node, config.num_nodes, dtype=jnp.float32)
+    angle = 2.0 * math.pi * ((params.series_start_hour + state.start + state.time) % 24).astype(jnp.float32) / 24.0
+    return CPNObservation(
+        task_workload=load[-1],
+        node_demand=demand[-1],
+        price_window=jax.lax.dynamic_slice(params.price_series, (first,), (config.window,)),
+        hydro_window=hydro_discount(jax.lax.dynamic_slice(params.hydro_series, (first,), (config.window,)), params),
+        demand_window=demand,
+        node_features=jnp.stack([params.power, params.green.astype(jnp.float32), params.hydro_share], axis=-1),
+        time_features=jnp.stack([jnp.sin(angle), jnp.cos(angle), state.time.astype(jnp.float32) / config.episode_length]),
+    )
+
+
+def test_observation_matches_the_formula_over_an_episode(env, params):
+    """Observations (reset, every step, the final one and the auto-reset one) == the plain formula."""
+    num_envs = 8
+    formula = jax.jit(jax.vmap(lambda s: _observation_formula(CONFIG, s, params)))
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    key = jax.random.PRNGKey(7)
+    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(key, num_envs), params)
+    chex.assert_trees_all_close(obs, formula(state), rtol=1e-6, atol=1e-6)
+    first_start = state.start
+    rng = np.random.default_rng(7)
+    for t in range(CONFIG.episode_length + 2):
+        key, key_step = jax.random.split(key)
+        action = jnp.asarray(rng.integers(0, CONFIG.num_nodes, (num_envs, CONFIG.num_users)))
+        before = state
+        obs, state, _, _, truncated, info = step(jax.random.split(key_step, num_envs), state, action, params)
+        assert bool(truncated.all()) == (t == CONFIG.episode_length - 1)
+        chex.assert_trees_all_close(info["final_observation"], formula(before.replace(time=before.time + 1)), rtol=1e-6, atol=1e-6)
+        chex.assert_trees_all_close(obs, formula(state), rtol=1e-6, atol=1e-6)
+    # Two steps into the next episode, which starts elsewhere in the series.
+    assert bool((state.time == 2).all()) and bool((state.start != first_start).all())
 
 
 def test_seeds_repeat_and_differ(env, params):
