@@ -134,6 +134,18 @@ def test_observation_matches_the_formula_over_an_episode(env, params):
     assert bool((state.time == 2).all()) and bool((state.start != first_start).all())
 
 
+def test_cached_reference_matches_uncached(params):
+    """The reference with the episode's series cached gives exactly the numbers of the uncached one."""
+    host_params = jax.device_get(params)
+    cached, uncached = CPNReference(host_params, CONFIG), CPNReference(host_params, CONFIG, cache_windows=False)
+    rng = np.random.default_rng(3)
+    for start in (CONFIG.window - 1, 500):
+        chex.assert_trees_all_equal(cached.reset(start), uncached.reset(start))
+        for _ in range(CONFIG.episode_length):
+            action = rng.integers(0, CONFIG.num_nodes, CONFIG.num_users)
+            chex.assert_trees_all_equal(cached.step(action), uncached.step(action))
+
+
 def test_seeds_repeat_and_differ(env, params):
     rollout = jax.jit(lambda key: rollout_cpn(cpn_random, env, params, key, num_envs=4)["profit"])
 

@@ -2,6 +2,12 @@
 
 It shares no code with the JAX environment (only the params container it reads). It is the
 oracle of the differential tests and the baseline of the throughput benchmark. float64.
+
+By default the exogenous series of an episode (workload, per-node demand, hydro discount, price
+for its slots and the look-back window) are computed once per episode, so a step costs what
+the equations of the step cost: the fair NumPy baseline. ``cache_windows=False`` rebuilds every
+window entry in Python at every step, as the first version of this reference did (about 6x
+slower; the benchmark reports it, labelled as such, next to the cached one).
 """
 
 from __future__ import annotations
@@ -38,10 +44,14 @@ class CPNReference:
     Args:
         params: an unbatched ``CPNParams`` (converted to float64 NumPy).
         config: the static config.
+        cache_windows: compute the episode's series once per episode (default) instead of
+            rebuilding every window at every step; both give the same numbers.
     """
 
-    def __init__(self, params: CPNParams, config: CPNConfig):
+    def __init__(self, params: CPNParams, config: CPNConfig, cache_windows: bool = True):
         self.config = config
+        self.cache_windows = cache_windows
+        self._cache = None  # (first index, workload (S, U), demand (S, N), discount (S, N), price (S,))
         self.p = {name: np.asarray(getattr(params, name), dtype=np.float64) for name in params.__dataclass_fields__}
         self.p["adjacency"] = np.asarray(params.adjacency, bool)
         self.p["green"] = np.asarray(params.green, bool)
@@ -75,6 +85,37 @@ class CPNReference:
         """Hydropower discount ``alpha_n = 1 - share_n h(t)``."""
         return 1.0 - self.p["hydro_share"] * self.p["hydro_series"][index]
 
+    def demand(self, load: np.ndarray) -> np.ndarray:
+        """Demand per access node of one slot's workloads ``load`` (``(U,)``)."""
+        out = np.zeros(self.config.num_nodes)
+        for user in range(self.config.num_users):
+            out[self.p["user_node"][user]] += load[user]
+        return out
+
+    def series(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Workload ``(S, U)``, demand ``(S, N)``, discount ``(S, N)`` and price ``(S,)`` of indices ``first..last``.
+
+        Served from the episode's cache when ``cache_windows`` (built on first use, and again
+        when the rows run past it), computed row by row otherwise.
+        """
+        cfg = self.config
+        if self.cache_windows:
+            if self._cache is None or first < self._cache[0] or last >= self._cache[0] + len(self._cache[1]):
+                # One episode's rows: its look-back window and its slots, the last observation included.
+                self._cache = (first, *self._rows(first, max(last, first + cfg.window + cfg.episode_length - 1)))
+            begin, *cached = self._cache
+            return tuple(rows[first - begin:last - begin + 1] for rows in cached)
+        return self._rows(first, last)
+
+    def _rows(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The series rows of indices ``first..last``, one index at a time (see :meth:`series`)."""
+        indices = range(first, last + 1)
+        load = np.stack([self.workload(i) for i in indices])
+        demand = np.stack([self.demand(row) for row in load])
+        discount = np.stack([self.discount(i) for i in indices])
+        price = np.array([self.p["price_series"][i] for i in indices])
+        return load, demand, discount, price
+
     # -------------------------------------------------------------- episode
     def reset(self, start: int | None = None, rng: np.random.Generator | None = None) -> dict:
         """Starts an episode at series index ``start`` (uniformly drawn when ``None``)."""
@@ -83,30 +124,22 @@ class CPNReference:
             rng = np.random.default_rng() if rng is None else rng
             start = int(rng.integers(cfg.window - 1, len(self.p["price_series"]) - cfg.episode_length))
         self.start, self.time = int(start), 0
+        self._cache = None
         return self.observation()
 
     def observation(self) -> dict:
         """The observation dict (same fields as ``CPNObservation``)."""
         cfg, p = self.config, self.p
-        n, u, w = cfg.num_nodes, cfg.num_users, cfg.window
+        w = cfg.window
         now = self.start + self.time
-        demand_window = np.zeros((w, n))
-        hydro_window = np.zeros((w, n))
-        price_window = np.zeros(w)
-        for k in range(w):
-            index = now - (w - 1) + k
-            load = self.workload(index)
-            for user in range(u):
-                demand_window[k, p["user_node"][user]] += load[user]
-            hydro_window[k] = self.discount(index)
-            price_window[k] = p["price_series"][index]
+        load, demand_window, hydro_window, price_window = self.series(now - (w - 1), now)
         hour = (p["series_start_hour"] + now) % 24
         return dict(
-            task_workload=self.workload(now),
-            node_demand=demand_window[-1],
-            price_window=price_window,
-            hydro_window=hydro_window,
-            demand_window=demand_window,
+            task_workload=load[-1].copy(),
+            node_demand=demand_window[-1].copy(),
+            price_window=price_window.copy(),
+            hydro_window=hydro_window.copy(),
+            demand_window=demand_window.copy(),
             node_features=np.stack([p["power"], p["green"].astype(float), p["hydro_share"]], axis=-1),
             time_features=np.array([math.sin(2 * math.pi * hour / 24), math.cos(2 * math.pi * hour / 24), self.time / cfg.episode_length]),
         )
@@ -127,9 +160,7 @@ class CPNReference:
             if not 0 <= a < cfg.num_nodes:
                 raise ValueError(f"action entry {a} is invalid: must be in [0, {cfg.num_nodes - 1}]")
         now = self.start + self.time
-        load = self.workload(now)
-        price = p["price_series"][now]
-        discount = self.discount(now)
+        load, _, discount, price = [rows[0] for rows in self.series(now, now)]
         link_free = {}  # undirected link -> time it becomes free (FIFO in user order)
         keys = ("delay", "transmission_delay", "offset", "compute_delay", "revenue", "cost")
         info = {k: np.zeros(cfg.num_users) for k in keys}
