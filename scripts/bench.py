@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/bench.py                       # every available section, full size
-    python scripts/bench.py --sections cpn --quick
+    python scripts/bench.py --sections cpn mec --quick
     python scripts/bench.py --out bench.json      # JSON next to the printed markdown tables
 
 Each section lives in ``scripts/benchmarks/<name>.py`` with ``run(quick) -> dict`` and
@@ -11,7 +11,7 @@ Each section lives in ``scripts/benchmarks/<name>.py`` with ``run(quick) -> dict
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -22,23 +22,33 @@ from pathlib import Path
 
 import jaxcpn  # noqa: F401  (first: sets the XLA:CPU flag before JAX initialises)
 import jax
+import tyro
 
 SECTIONS = ("cpn", "mec", "routing", "ppo", "sb3", "scan")
 # Sections that need an optional extra: skipped with a message when it is not installed.
 OPTIONAL = {"sb3": ("stable_baselines3", "torch")}
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """Benchmarks of jaxcpn, side by side in one process (docs/bench.md)."""
+
+    sections: tuple[str, ...] = SECTIONS
+    """Sections to run, among cpn, mec, routing, ppo, sb3, scan."""
+    quick: bool = False
+    """Fewer repeats and smaller sizes (a smoke run)."""
+    out: Path | None = None
+    """Write all results as JSON to this file."""
+
+    def __post_init__(self):
+        unknown = sorted(set(self.sections) - set(SECTIONS))
+        if unknown or not self.sections:
+            raise ValueError(f"--sections={self.sections!r} is invalid: allowed are {', '.join(SECTIONS)}")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help="write all results as JSON to this file")
-    args = parser.parse_args(argv)
-    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(SECTIONS))
-    if unknown:
-        parser.error(f"--sections: unknown {unknown}; allowed: {list(SECTIONS)}")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    args = tyro.cli(BenchConfig, args=sys.argv[1:] if argv is None else argv, description=__doc__)
+    chosen = list(args.sections)
     report = {
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "jax": jax.__version__,
                     "devices": [str(d) for d in jax.devices()]},

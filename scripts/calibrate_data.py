@@ -14,13 +14,14 @@ Only statistics leave the file: profiles, monthly levels, AR(1) parameters, mean
 
 from __future__ import annotations
 
-import argparse
 import csv
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import tyro
 
 from jaxcpn.data.generators import HOURS_PER_YEAR, seasonal_level
 from jaxcpn.data.loaders import load_hourly_csv
@@ -138,13 +139,21 @@ Regenerate from the repository root with::
     return "".join(parts)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="hourly UTC CSV with the price and hydro columns")
-    parser.add_argument("--price-column", default=PRICE_COLUMN)
-    parser.add_argument("--hydro-column", default=HYDRO_COLUMN)
-    parser.add_argument("--write", action="store_true", help=f"overwrite {MODULE_PATH.relative_to(REPOSITORY_ROOT)}")
-    args = parser.parse_args()
+@dataclasses.dataclass(frozen=True)
+class Args:
+    """Calibrate the seeded exogenous-series generators on a real hourly CSV."""
+
+    csv: Path = DEFAULT_CSV
+    """Hourly UTC CSV with the price and hydro columns."""
+    price_column: str = PRICE_COLUMN
+    """Column of the day-ahead price (EUR/MWh)."""
+    hydro_column: str = HYDRO_COLUMN
+    """Column of the hydropower generation."""
+    write: bool = False
+    """Overwrite jaxcpn/data/calibration.py with the printed module."""
+
+
+def main(args: Args) -> None:
 
     strict_price = load_hourly_csv(args.csv, [args.price_column])
     filled_hydro = load_hourly_csv(args.csv, [args.hydro_column], fill="interpolate")
@@ -173,4 +182,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args))

@@ -1,6 +1,6 @@
 """Trade-off diagnostics over a grid of the energy coefficient ``kappa`` (docs/model.md).
 
-    python scripts/calibrate_kappa.py --seeds 0 1 2 --num-envs 256
+    python scripts/calibrate_kappa.py --instance-seeds 0 1 2 --num-envs 256
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class Args:
 
     kappas: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
     """Values of the energy coefficient."""
-    seeds: tuple[int, ...] = (0, 1, 2)
+    instance_seeds: tuple[int, ...] = (0, 1, 2)
     """Instance seeds (results are averaged)."""
     num_envs: int = 256
     """Episodes per instance."""
@@ -35,7 +35,7 @@ def main(args: Args) -> None:
     print(" | ".join(f"{h:>12}" for h in header))
     for kappa in args.kappas:
         rows = []
-        for seed in args.seeds:
+        for seed in args.instance_seeds:
             params = generate_instance(jax.random.PRNGKey(seed), config, kappa=kappa)
             rows.append({k: float(v) for k, v in report(params, jax.random.PRNGKey(100 + seed)).items()})
         mean = {k: np.mean([r[k] for r in rows]) for k in rows[0]}

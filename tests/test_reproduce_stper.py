@@ -1,15 +1,12 @@
-"""scripts/reproduce_stper.py in --quick mode: every figure's CSV and PNG, shapes, finiteness, resume."""
+"""jaxcpn reproduce-stper in --quick mode: every figure's CSV and PNG, shapes, finiteness, resume."""
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import reproduce_stper  # noqa: E402
+from agents.stper import figures as reproduce_stper
 
 # The smallest run that still makes every figure: one variant (the MLP, quickest to compile),
 # 3 seeds, 2 sweep points, 1 evaluation episode.
@@ -33,7 +30,7 @@ def pick(rows, **where):
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
     out = tmp_path_factory.mktemp("stper-figures")
-    assert reproduce_stper.main([*ARGS, "--out", str(out), "--work-dir", str(out / "work")]) == 0
+    assert reproduce_stper.main([*ARGS, "--out", str(out), "--run-dir", str(out / "work")]) == 0
     return out
 
 
@@ -82,8 +79,11 @@ def test_rerun_loads_saved_units_instead_of_training(outputs, monkeypatch):
 
     monkeypatch.setattr(reproduce_stper.Runner, "_train_programs", no_training)
     before = (outputs / "stper_fig6_profit_vs_size.csv").read_text()
-    assert reproduce_stper.main([*ARGS, "--figure", "6", "--out", str(outputs), "--work-dir", str(outputs / "work")]) == 0
+    assert reproduce_stper.main([*ARGS, "--figure", "6", "--out", str(outputs), "--run-dir", str(outputs / "work")]) == 0
     assert (outputs / "stper_fig6_profit_vs_size.csv").read_text() == before
+    # without --out the figures go into the run folder, never into docs/figures
+    assert reproduce_stper.main([*ARGS, "--figure", "6", "--run-dir", str(outputs / "work")]) == 0
+    assert (outputs / "work" / "figures" / "stper_fig6_profit_vs_size.csv").read_text() == before
 
 
 def test_bad_input_names_the_flag(capsys):

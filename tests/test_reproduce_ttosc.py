@@ -1,4 +1,4 @@
-"""scripts/reproduce_ttosc.py: a tiny --quick run writes every CSV and PNG; bad flags are named."""
+"""jaxcpn reproduce-ttosc (scripts/reproduce_ttosc.py): a tiny --quick run writes every CSV and PNG; bad flags are named."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SCRIPT = ROOT / "scripts" / "reproduce_ttosc.py"
 METHODS = ("TTOSC", "Popularity")
 # One shape (M = 2, K = 3), two methods, two seeds, two points per Fig. 6 panel: the run is
 # dominated by XLA compilation, so the subprocess compiles with LLVM optimisation off.
-ARGS = ["--quick", "--cells", "2", "--services", "3", "--methods", ",".join(METHODS), "--seeds", "2",
+ARGS = ["--quick", "--cells", "2", "--services", "3", "--methods", *METHODS, "--num-seeds", "2",
         "--fig6-points", "2"]
 
 
@@ -102,17 +102,36 @@ def test_quick_run_writes_every_figure(quick_run):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--figure", "7"], "--figure='7' is invalid"),
-    (["--seeds", "0"], "--seeds=0 is invalid"),
-    (["--cells", "3,-1"], "--cells='3,-1' is invalid"),
-    (["--episodes", "6"], "--episodes=6 is invalid"),
-    (["--methods", "TTOSC,Magic"], "--methods='TTOSC,Magic' is invalid"),
+    (["--num-seeds", "0"], "--num-seeds=0 is invalid"),
+    (["--cells", "3", "-1"], "--cells=(3, -1) is invalid"),
+    (["--methods", "TTOSC", "Magic"], "--methods=('TTOSC', 'Magic') is invalid"),
 ])
 def test_bad_flags_are_named(flags, message, capsys):
-    sys.path.insert(0, str(SCRIPT.parent))
-    import reproduce_ttosc
+    from agents.ttosc import figures
+
+    with pytest.raises(SystemExit) as error:                 # tyro prints the message and exits with 2
+        figures.parse_config(flags)
+    assert error.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.out + captured.err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--figure", "7"], "--figure"),
+    (["--preset", "cpu"], "--preset"),
+])
+def test_bad_choices_are_refused(flags, message, capsys):
+    from agents.ttosc import figures
 
     with pytest.raises(SystemExit) as error:
-        reproduce_ttosc.parse_args(flags)
+        figures.parse_config(flags)
     assert error.value.code == 2
-    assert message in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert message in captured.out + captured.err
+
+
+def test_episode_count_must_divide_the_parallel_envs():
+    from agents.ttosc import figures
+
+    with pytest.raises(ValueError, match="--num-episodes=3 is invalid"):
+        figures.resolve_scale(figures.parse_config(["--quick", "--num-episodes", "3"]))

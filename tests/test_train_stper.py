@@ -1,19 +1,16 @@
 """End to end: a tiny PPO run beats Random; checkpoint + resume reproduces an uninterrupted run."""
 
 import dataclasses
-import sys
-from pathlib import Path
+import json
 
 import jax
 import numpy as np
 import pytest
 
-from agents import checkpoint
+from agents import checkpoint, runs
+from agents.stper import train as train_stper
 from agents.stper.baselines import cpn_random, rollout_cpn
 from agents.stper.ppo import PPOConfig, make_trainer, network_policy
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import train_stper  # noqa: E402
 
 TINY = PPOConfig(
     variant="stper-m", num_nodes=4, num_users=4, window=6, episode_length=6, num_envs=16, num_steps=6,
@@ -67,8 +64,24 @@ def test_cli_presets_and_config_roundtrip(tmp_path):
     assert config.ppo.variant == "stper-l" and config.num_seeds == 3 and config.preset == "quick"
     paper = train_stper.parse_config(["--preset", "paper"])
     assert paper.ppo.num_envs >= 1024
-    data = train_stper.config_to_json(dataclasses.replace(config, run_dir=tmp_path))
-    assert train_stper.config_from_json(data) == dataclasses.replace(config, run_dir=tmp_path)
+    config = dataclasses.replace(config, run_dir=tmp_path / "run")
+    runs.start_run("train-stper", config, tmp_path / "run")
+    assert runs.load_run_config("train-stper", train_stper.TrainConfig, tmp_path / "run") == config
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["job"] == "train-stper"
+
+
+def test_a_run_folder_is_never_overwritten_or_resumed_by_the_other_job(tmp_path):
+    config = train_stper.parse_config(["--variant", "stper-m"])
+    run_dir = tmp_path / "run"
+    runs.start_run("train-stper", config, run_dir)
+    before = (run_dir / "config.json").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_stper.main(["--variant", "stper-l", "--run-dir", str(run_dir)])
+    assert (run_dir / "config.json").read_bytes() == before
+    from agents.ttosc import train as train_ttosc
+
+    with pytest.raises(ValueError, match="is a run of train-stper, not of train-ttosc"):
+        train_ttosc.main(["--resume", str(run_dir)])
 
 
 def test_training_vmapped_over_instances_equals_separate_trainers():

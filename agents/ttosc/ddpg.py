@@ -12,12 +12,13 @@ and Gaussian exploration noise on the logits.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Annotated, Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+import tyro
 
 from agents.ttosc.baselines import popularity_deployment
 from agents.replay import ReplayState, replay_add, replay_init, replay_sample
@@ -33,7 +34,8 @@ class DDPGConfig:
 
     Attributes:
         num_cells, num_services, slots_per_frame, frames_per_episode, instance_seed: the MEC
-            instance (as in ``DDQNConfig``).
+            instance (as in ``DDQNConfig``). The jobs set them from the DDQN's (one environment
+            for every method), so they are not command-line flags (``tyro.conf.Suppress``).
         num_envs: parallel environments.
         num_episodes: training episodes over all environments.
         actor_learning_rate, critic_learning_rate: Adam step sizes (actor 1e-3 and 1e-4 drove the
@@ -49,11 +51,11 @@ class DDPGConfig:
         hidden: MLP width.
     """
 
-    num_cells: int = 5
-    num_services: int = 20
-    slots_per_frame: int = 10
-    frames_per_episode: int = 24
-    instance_seed: int = 0
+    num_cells: Annotated[int, tyro.conf.Suppress] = 5
+    num_services: Annotated[int, tyro.conf.Suppress] = 20
+    slots_per_frame: Annotated[int, tyro.conf.Suppress] = 10
+    frames_per_episode: Annotated[int, tyro.conf.Suppress] = 24
+    instance_seed: Annotated[int, tyro.conf.Suppress] = 0
     num_envs: int = 4
     num_episodes: int = 40
     actor_learning_rate: float = 1e-5

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from solvers.routing import (  # noqa: E402
+from solvers.routing import (
     STATUS_NAMES, RoutingInstance, RoutingOptions, objective, shortest_routing, solve_routing, status_ok,
 )
 

@@ -1,6 +1,6 @@
-"""Hyperparameter-scan throughput: (runs x env steps)/s of scripts/scan.py on 1 and 2 host devices.
+"""Hyperparameter-scan throughput: (runs x env steps)/s of the scans on 1 and 2 host devices.
 
-Both scans: STPer's PPO (env steps) and TTOSC's DDQN (env frames, ``scan.py ttosc``).
+Both scans: STPer's PPO (env steps, ``jaxcpn scan-stper``) and TTOSC's DDQN (env frames, ``jaxcpn scan-ttosc``).
 
 The host device count is fixed when JAX starts, so each device count runs in its own Python
 process with ``XLA_FLAGS=--xla_force_host_platform_device_count=n``. Compiles are timed apart.
@@ -17,10 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = """
-import json, sys
-sys.path.insert(0, "scripts")
-import scan
+import json
 from agents import sharding
+from agents.stper import scan
 from agents.stper.ppo import PPOConfig
 
 num_updates, num_envs = {num_updates}, {num_envs}
@@ -40,19 +39,18 @@ print("RESULT", json.dumps(dict(devices=mesh.size, runs=len(points) * config.num
 
 
 TTOSC_WORKER = """
-import json, sys
-sys.path.insert(0, "scripts")
-import scan
+import json
 from agents import sharding
+from agents.ttosc import scan
 from agents.ttosc.ddqn import DDQNConfig
 
 ddqn = DDQNConfig(num_cells=3, num_services=10, num_envs=4, num_episodes={num_episodes}, epsilon_episodes=8,
                   num_gru_layers=1, hidden=64, learning_starts=32)
-config = scan.TTOSCScanConfig(ddqn=ddqn, learning_rates=(1e-3, 1e-2), epsilon_anneals=(4.0, 8.0), num_seeds=2,
+config = scan.ScanConfig(ddqn=ddqn, learning_rates=(1e-3, 1e-2), epsilon_anneals=(4.0, 8.0), num_seeds=2,
                               chunk_iterations=ddqn.num_iterations)
-points = scan.ttosc_grid_points(config)
+points = scan.grid_points(config)
 mesh = sharding.make_mesh()
-result = scan.run_ttosc_scan(ddqn, points, config.num_seeds, config.seed, mesh, config.chunk_iterations,
+result = scan.run_scan(ddqn, points, config.num_seeds, config.seed, mesh, config.chunk_iterations,
                              progress=False)
 print("RESULT", json.dumps(dict(devices=mesh.size, runs=len(points) * config.num_seeds, configs=len(points),
                                 seeds=config.num_seeds, num_envs=ddqn.num_envs, frames=ddqn.num_iterations,
@@ -64,8 +62,7 @@ print("RESULT", json.dumps(dict(devices=mesh.size, runs=len(points) * config.num
 
 def measure(devices: int, num_updates: int, num_envs: int, worker: str = WORKER, **fields) -> dict:
     """One scan in a fresh process with ``devices`` host devices; its timings."""
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
-               PYTHONPATH=str(ROOT))
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
     code = worker.format(num_updates=num_updates, num_envs=num_envs, **fields)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=1800)

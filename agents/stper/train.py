@@ -1,0 +1,251 @@
+"""The STPer training job (``jaxcpn train-stper``): PPO on the green CPN, then a table against the baselines.
+
+Usage:
+    jaxcpn train-stper                          # quick preset, minutes on 2 CPU cores
+    jaxcpn train-stper --variant stper-l --num-seeds 3
+    jaxcpn train-stper --preset paper           # paper scale, meant for a GPU
+    jaxcpn train-stper --resume runs/stper-stper-20250101-120000
+    jaxcpn train-stper --devices 0              # env batch split over all devices
+    jaxcpn train-stper --distributed --coordinator-address host0:1234 \
+        --num-processes 2 --process-id 0        # multi-host (docs/scaling.md)
+
+(``python scripts/train_stper.py`` is the same job.) Writes a run folder (default
+``runs/stper-<variant>-<timestamp>``, see :mod:`agents.runs`): ``config.json``, ``metrics.csv``
+(one row per update and seed), Orbax checkpoints under ``checkpoints/`` (at every chunk
+boundary), ``learning_curves.png`` (cumulative reward and explained variance) and
+``summary.json`` / ``summary.txt`` (the final table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import jax
+import numpy as np
+import tyro
+
+from agents import outputs, runs, sharding
+from agents.cli import parse_with_presets
+from agents.seeds import seed_keys
+from agents.stper.baselines import CPN_POLICIES, rollout_cpn
+from agents.stper.ppo import PPOConfig, RunnerState, make_trainer, network_policy
+
+JOB = "train-stper"
+METRIC_NAMES = (
+    "episode_return", "slot_profit", "mean_delay", "miss_rate", "explained_variance",
+    "entropy", "approx_kl", "clip_fraction", "policy_loss", "value_loss",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training run of STPer / STPer-L / STPer-M with PPO."""
+
+    ppo: Annotated[PPOConfig, tyro.conf.OmitArgPrefixes] = PPOConfig()
+    """PPO and network hyperparameters (flags without prefix, e.g. --variant, --num-envs)."""
+    preset: Literal["quick", "paper"] = "quick"
+    """Starting values of every field: quick (2 CPU cores, < 10 min) or paper (GPU scale)."""
+    num_seeds: int = 1
+    """Independent training seeds, run as one vmapped program."""
+    seed: int = 0
+    """Base seed (seed i of the run uses fold_in(PRNGKey(seed), i))."""
+    chunk_updates: int = 10
+    """Updates per jitted chunk: the progress bar, metrics and checkpoints advance per chunk."""
+    run_dir: Path | None = None
+    """Run folder of a fresh run (must not hold a run); default runs/stper-<variant>-<timestamp>."""
+    resume: Path | None = None
+    """Continue the run in this folder from its last checkpoint (its config.json is used)."""
+    eval_episodes: int = 16
+    """Parallel evaluation episodes of every policy (the Oracle's cost grows with it)."""
+    eval_seed: int = 12345
+    """Seed of the evaluation episodes (the same episodes for every policy)."""
+    devices: int = 1
+    """Devices to split the env batch over (0 = all; num_envs must be divisible by it)."""
+    distributed: bool = False
+    """Join a multi-process run with jax.distributed.initialize before anything else (docs/scaling.md)."""
+    coordinator_address: str | None = None
+    """With --distributed: process 0's host:port (omit to let JAX detect SLURM / Open MPI)."""
+    num_processes: int | None = None
+    """With --distributed: number of processes."""
+    process_id: int | None = None
+    """With --distributed: this process's id in [0, num_processes)."""
+
+
+PRESETS = {
+    "quick": TrainConfig(),
+    "paper": TrainConfig(
+        preset="paper",
+        ppo=PPOConfig(num_envs=2048, num_steps=24, num_updates=2000, num_minibatches=32,
+                      learning_rate=3e-4, lstm_hidden=64, fusion_hidden=(256, 256), head_hidden=(128,)),
+        num_seeds=3, chunk_updates=50, eval_episodes=256,
+    ),
+}
+
+
+def parse_config(argv: list[str]) -> TrainConfig:
+    """Parses ``argv`` with the chosen ``--preset`` as the defaults."""
+    return parse_with_presets(TrainConfig, PRESETS, argv, __doc__)
+
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    """Metrics CSV as ``{name: (num_seeds, num_updates)}`` plus ``env_steps (num_updates,)``."""
+    data = runs.read_metrics(path, ("env_steps", *METRIC_NAMES))
+    data["env_steps"] = data["env_steps"][0]
+    return data
+
+
+def plot_curves(metrics_paths: dict[str, Path], out_path: Path) -> Path:
+    """PNG of the cumulative (episode) reward and explained variance vs env steps (Fig. 3 metrics).
+
+    Args:
+        metrics_paths: ``{label: metrics.csv}``, one line (mean, band = std over seeds) each.
+    """
+    plt = outputs.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for label, path in metrics_paths.items():
+        data = read_metrics(path)
+        for ax, name in zip(axes, ("episode_return", "explained_variance")):
+            outputs.mean_band(ax, data["env_steps"], data[name], f"{label} ({data[name].shape[0]} seeds)")
+    for ax, title in zip(axes, ("cumulative reward (episode profit)", "explained variance of V")):
+        ax.set_xlabel("env steps (per seed)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    return outputs.save_figure(fig, out_path)
+
+
+def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None) -> RunnerState:
+    """Runs (or resumes) the training in ``run_dir``; returns the final batched runner state.
+
+    ``interrupt_after`` stops after that many updates as if interrupted (for tests).
+    """
+    ppo = config.ppo
+    trainer = make_trainer(ppo)
+    mesh = sharding.make_mesh(config.devices)
+    init, _ = sharding.sharded_trainer_fns(trainer, mesh, 1, num_seeds=config.num_seeds)
+    programs = {}
+
+    def chunk(runner, n):
+        if n not in programs:  # one compiled program per chunk size
+            programs[n] = sharding.sharded_trainer_fns(trainer, mesh, n, num_seeds=config.num_seeds)[1]
+        return programs[n](runner)
+
+    steps_per_update = ppo.num_envs * ppo.num_steps
+
+    def write(path, metrics, done):
+        runs.append_metrics(path, metrics, METRIC_NAMES, done, "update",
+                            {"env_steps": lambda step: step * steps_per_update})
+
+    def postfix(metrics):
+        last = {k: float(np.nanmean(np.asarray(metrics[k])[:, -1])) for k in ("episode_return",
+                                                                              "explained_variance", "entropy")}
+        return dict(ret=f"{last['episode_return']:.0f}", ev=f"{last['explained_variance']:.2f}",
+                    ent=f"{last['entropy']:.1f}")
+
+    runner = init(np.asarray(seed_keys(config.seed, config.num_seeds)))  # host keys: valid in multi-process runs
+    return runs.train_in_chunks(
+        run_dir, runner, ppo.num_updates, config.chunk_updates, chunk, write,
+        place=lambda r: sharding.shard_runner(r, mesh, batch_dim=1), postfix=postfix,
+        desc=f"{ppo.variant} x{config.num_seeds}", unit="upd", interrupt_after=interrupt_after)
+
+
+def evaluate(config: TrainConfig, runner: RunnerState) -> dict:
+    """Profit, delay and misses of each seed's trained policy and of Random, Greedy, Oracle."""
+    trainer = make_trainer(config.ppo)
+    env, params = trainer.env, trainer.env_params
+    key = jax.random.PRNGKey(config.eval_seed)
+
+    def summarise(policy):
+        metrics = jax.jit(lambda k: rollout_cpn(policy, env, params, k, config.eval_episodes))(key)
+        profit = np.asarray(metrics["profit"])
+        return dict(slot_profit=float(profit.mean()), episode_profit=float(profit.sum(0).mean()),
+                    mean_delay=float(np.asarray(metrics["mean_delay"]).mean()),
+                    miss_rate=float(np.asarray(metrics["miss_rate"]).mean()))
+
+    per_seed = [summarise(network_policy(trainer.network, jax.tree.map(lambda x: x[s], runner.train_state.params)))
+                for s in range(config.num_seeds)]
+    row = {k: float(np.mean([p[k] for p in per_seed])) for k in per_seed[0]}
+    row["slot_profit_std"] = float(np.std([p["slot_profit"] for p in per_seed]))
+    row["per_seed_slot_profit"] = [p["slot_profit"] for p in per_seed]
+    results = {config.ppo.variant: row}
+    results.update({name: summarise(CPN_POLICIES[name]) for name in ("random", "greedy", "oracle")})
+    for row in results.values():
+        row["fraction_of_oracle"] = row["slot_profit"] / results["oracle"]["slot_profit"]
+    return results
+
+
+def format_table(config: TrainConfig, results: dict) -> str:
+    """One-screen table of the evaluation."""
+    lines = [
+        f"Evaluation on the CPN instance (seed {config.ppo.instance_seed}): the same {config.eval_episodes} "
+        f"episodes of {config.ppo.episode_length} slots for every policy; trained policy = argmax, "
+        f"mean over {config.num_seeds} seed(s).",
+        "",
+        f"{'policy':<10} {'profit/slot':>12} {'episode profit':>15} {'mean delay (s)':>15} {'miss rate':>10} {'of Oracle':>10}",
+    ]
+    for name, row in results.items():
+        profit = f"{row['slot_profit']:.2f}"
+        if "slot_profit_std" in row and config.num_seeds > 1:
+            profit += f"±{row['slot_profit_std']:.2f}"
+        lines.append(
+            f"{name:<10} {profit:>12} {row['episode_profit']:>15.1f} {row['mean_delay']:>15.3f} "
+            f"{row['miss_rate']:>10.3%} {row['fraction_of_oracle']:>10.1%}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``jaxcpn train-stper``: trains (or resumes), evaluates and writes the run folder."""
+    config = parse_config(sys.argv[1:] if argv is None else argv)
+    if config.distributed:
+        sharding.initialize_distributed(config.coordinator_address, config.num_processes, config.process_id)
+    if config.resume is not None:
+        run_dir = config.resume
+        config = dataclasses.replace(runs.load_run_config(JOB, TrainConfig, run_dir), resume=run_dir, run_dir=run_dir)
+        print(f"resuming {run_dir} (its config.json; other flags ignored)")
+    else:
+        run_dir = config.run_dir or runs.default_run_dir(f"stper-{config.ppo.variant}")
+        config = dataclasses.replace(config, run_dir=run_dir)
+        runs.start_run(JOB, config, run_dir)
+    print(f"run folder: {run_dir}")
+    start = time.perf_counter()
+    try:
+        runner = train(config, run_dir)
+    except KeyboardInterrupt:
+        return 130
+    train_seconds = time.perf_counter() - start
+    plot_curves({config.ppo.variant: run_dir / "metrics.csv"}, run_dir / "learning_curves.png")
+    results = evaluate(config, runner)
+    table = format_table(config, results)
+    (run_dir / "summary.txt").write_text(table + "\n")
+    (run_dir / "summary.json").write_text(json.dumps(dict(results=results, train_seconds=train_seconds), indent=2))
+    print(f"\ntraining: {train_seconds:.0f} s; total: {time.perf_counter() - start:.0f} s\n")
+    print(table)
+    return 0
+
+
+def plot_main(argv: list[str] | None = None) -> int:
+    """``jaxcpn plot-stper-curves``: learning curves of several run folders in one PNG."""
+
+    @dataclasses.dataclass(frozen=True)
+    class PlotArgs:
+        """Training curves of train-stper run folders (e.g. STPer, STPer-L, STPer-M) in one figure."""
+
+        runs: tuple[Path, ...]
+        """Run folders of `jaxcpn train-stper`."""
+        out: Path
+        """PNG to write."""
+
+    args = tyro.cli(PlotArgs, args=sys.argv[1:] if argv is None else argv)
+    paths = {}
+    for run_dir in args.runs:
+        variant = runs.load_run_config(JOB, TrainConfig, run_dir).ppo.variant
+        paths[f"{variant} ({run_dir.name})" if variant in {p.split(' ')[0] for p in paths} else variant] = (
+            run_dir / "metrics.csv")
+    plot_curves(paths, args.out)
+    return 0
