@@ -45,6 +45,15 @@ def status_ok(status) -> np.ndarray:
     return np.asarray(status) <= STATUS_SUBOPTIMAL
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+        and not math.isnan(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class RoutingOptions:
     """Options of the routing solver (hashable: they are static in the env config).
@@ -75,27 +84,35 @@ class RoutingOptions:
     mip_rel_gap: float = 1e-7
 
     def __post_init__(self):
-        if not (isinstance(self.tick, (int, float)) and self.tick > 0):
-            raise ValueError(f"RoutingOptions.tick={self.tick!r} is invalid: must be a float > 0 (s)")
-        if not (isinstance(self.num_paths, int) and self.num_paths >= 1):
+        if not (_is_real(self.tick) and math.isfinite(self.tick) and self.tick > 0):
+            raise ValueError(f"RoutingOptions.tick={self.tick!r} is invalid: must be a finite float > 0 (s)")
+        if not (_is_int(self.num_paths) and self.num_paths >= 1):
             raise ValueError(f"RoutingOptions.num_paths={self.num_paths!r} is invalid: must be an int >= 1")
         if self.formulation not in FORMULATIONS:
             raise ValueError(f"RoutingOptions.formulation={self.formulation!r} is invalid: must be one of {FORMULATIONS}")
-        if not (self.time_limit > 0):
-            raise ValueError(f"RoutingOptions.time_limit={self.time_limit!r} is invalid: must be > 0 (s)")
-        if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
+        if not (_is_real(self.time_limit) and self.time_limit > 0):
+            raise ValueError(f"RoutingOptions.time_limit={self.time_limit!r} is invalid: must be > 0 (s; inf = none)")
+        if not (_is_int(self.max_iterations) and self.max_iterations >= 1):
             raise ValueError(f"RoutingOptions.max_iterations={self.max_iterations!r} is invalid: must be an int >= 1")
-        if not (self.tolerance >= 0):
+        if not (_is_real(self.tolerance) and math.isfinite(self.tolerance) and self.tolerance >= 0):
             raise ValueError(f"RoutingOptions.tolerance={self.tolerance!r} is invalid: must be >= 0")
         if self.deadlines not in DEADLINE_MODES:
             raise ValueError(f"RoutingOptions.deadlines={self.deadlines!r} is invalid: must be one of {DEADLINE_MODES}")
-        if not (0 <= self.mip_rel_gap < 1):
+        if not (_is_real(self.mip_rel_gap) and 0 <= self.mip_rel_gap < 1):
             raise ValueError(f"RoutingOptions.mip_rel_gap={self.mip_rel_gap!r} is invalid: must be in [0, 1)")
+
+
+def _invalid(field: str, value, allowed: str):
+    raise ValueError(f"RoutingInstance.{field}={value} is invalid: must be {allowed}")
 
 
 @dataclasses.dataclass
 class RoutingInstance:
     """One slot's routing problem (float64 NumPy). ``N`` nodes, ``U`` tasks.
+
+    Construction checks every field (shapes against ``N`` and ``U``, node indices in range,
+    positive sizes and bandwidths) and raises ``ValueError`` naming it, so the solver never
+    meets an index error.
 
     Attributes:
         adjacency: ``(N, N)`` bool, symmetric.
@@ -125,12 +142,51 @@ class RoutingInstance:
     eta: float
 
     def __post_init__(self):
-        self.adjacency = np.asarray(self.adjacency, bool)
-        for name in ("bandwidth", "switch_delay", "packet_size", "access_bandwidth", "deadline", "workload",
-                     "compute_delay"):
-            setattr(self, name, np.asarray(getattr(self, name), np.float64))
-        self.source = np.asarray(self.source, np.int64)
-        self.destination = np.asarray(self.destination, np.int64)
+        adjacency = np.asarray(self.adjacency)
+        if adjacency.dtype != np.bool_:
+            _invalid("adjacency", f"dtype {adjacency.dtype}", "a bool (N, N) array")
+        if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1] or adjacency.shape[0] == 0:
+            _invalid("adjacency", f"shape {adjacency.shape}", "a square (N, N) array, N >= 1")
+        n = adjacency.shape[0]
+        self.adjacency = adjacency
+        for name in ("source", "destination"):
+            value = np.asarray(getattr(self, name))
+            if value.ndim != 1 or not np.issubdtype(value.dtype, np.integer) or value.dtype == np.bool_:
+                _invalid(name, f"shape {value.shape} dtype {value.dtype}", "a 1-D integer (U,) array of node indices")
+            if value.size and (value.min() < 0 or value.max() >= n):
+                _invalid(name, value.tolist(), f"node indices in [0, {n - 1}]")
+            setattr(self, name, value.astype(np.int64))
+        u = self.source.shape[0]
+        shapes = dict(bandwidth=(n, n), switch_delay=(n,), destination=(u,), packet_size=(u,), access_bandwidth=(u,),
+                      deadline=(u,), workload=(u,), compute_delay=(u,))
+        for name, shape in shapes.items():
+            value = getattr(self, name)
+            try:
+                value = np.asarray(value, np.float64) if name != "destination" else value
+            except (TypeError, ValueError):
+                _invalid(name, repr(value), "numbers")
+            if value.shape != shape:
+                _invalid(name, f"shape {value.shape}", f"shape {shape} (N={n} nodes, U={u} tasks from source)")
+            setattr(self, name, value)
+        finite_positive = dict(packet_size="Mb", access_bandwidth="Mb/s")
+        for name, unit in finite_positive.items():
+            value = getattr(self, name)
+            if not (np.isfinite(value).all() and (value > 0).all()):
+                _invalid(name, value.tolist(), f"finite and > 0 ({unit})")
+        for name in ("switch_delay", "workload", "compute_delay"):
+            value = getattr(self, name)
+            if not (np.isfinite(value).all() and (value >= 0).all()):
+                _invalid(name, value.tolist(), "finite and >= 0")
+        if np.isnan(self.deadline).any() or (self.deadline <= 0).any():
+            _invalid("deadline", self.deadline.tolist(), "> 0 (s; inf = no deadline)")
+        links = self.bandwidth[adjacency]
+        if not (np.isfinite(links).all() and (links > 0).all()):
+            _invalid("bandwidth", f"min over links {links.min() if links.size else 'n/a'}", "finite and > 0 Mb/s on every link")
+        for name in ("unit_price", "eta"):
+            value = np.asarray(getattr(self, name))
+            if (value.shape != () or value.dtype == np.bool_ or not np.issubdtype(value.dtype, np.number)
+                    or not np.isfinite(value) or value < 0):
+                _invalid(name, getattr(self, name), "a finite number >= 0")
         self.unit_price, self.eta = float(self.unit_price), float(self.eta)
 
     @property
@@ -668,6 +724,9 @@ def _failure(inst, status, iterations, start) -> RoutingResult:
 
 def solve_routing(inst: RoutingInstance, options: RoutingOptions = RoutingOptions()) -> RoutingResult:
     """Quadratic-transform loop (eq. 22) over the routing MILP; never raises on solver failure.
+
+    Bad input never reaches it: :class:`RoutingInstance` and :class:`RoutingOptions` refuse it at
+    construction (``ValueError``); ``batch_solve`` turns such a slot into ``STATUS_ERROR``.
 
     Starts from the tick-rounded FIFO schedule on the shortest routes (the ``"shortest"`` mode):
     when it meets the deadlines it is a feasible MILP point, so every iterate is at least as good.
