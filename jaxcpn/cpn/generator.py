@@ -35,6 +35,115 @@ DEFAULTS = dict(
     waxman_beta=0.4,
 )
 
+# What each override of ``generate_instance`` may be: (low bound, inclusive?, high bound, unit).
+RANGE_RULES = dict(
+    power_range=(0.0, False, None, "TFLOPS"),
+    bandwidth_range=(0.0, False, None, "Mb/s"),
+    switch_delay_range=(0.0, True, None, "s"),
+    hydro_share_range=(0.0, True, 1.0, "share"),
+    workload_base_range=(0.0, True, None, "TFLOP"),
+    workload_amplitude_range=(0.0, True, None, "relative"),
+)
+SCALAR_RULES = dict(
+    packet_size=(0.0, False, None, "Mb"),
+    deadline=(0.0, False, None, "s"),
+    unit_price=(0.0, True, None, "per TFLOP"),
+    eta=(0.0, True, None, "s"),
+    usage_price=(0.0, True, None, "per TFLOP/TFLOPS"),
+    kappa=(0.0, True, None, "energy coefficient"),
+    green_fraction=(0.0, True, 1.0, "share of nodes"),
+    workload_noise_fraction=(0.0, True, None, "noise std / base"),
+    workload_floor=(0.0, False, None, "TFLOP"),
+    waxman_alpha=(0.0, False, None, "Waxman distance scale"),
+    waxman_beta=(0.0, True, 1.0, "Waxman link probability"),
+)
+
+MAX_INSTANCE_BYTES = 4 * 2**30
+"""Default ceiling (4 GiB) on :func:`instance_bytes`; ``generate_instance(max_bytes=...)`` moves it."""
+
+
+def instance_bytes(num_nodes: int, num_users: int, series_hours: int) -> int:
+    """Estimated peak memory (bytes) of :func:`generate_instance` for these sizes.
+
+    About 32 bytes per node pair (the ``(N, N)`` float32 temporaries of ``random_topology`` and
+    the bandwidth matrix: positions' differences, distances, Waxman draws, link bandwidths) plus
+    8 bytes per user-hour (``workload_shock``, ``(H, U)`` float32, and its normal draw), plus
+    the ``(H,)`` series. The environment's step needs more: ``(U, N, N)`` int32 next-hop tables.
+    """
+    return 32 * num_nodes * num_nodes + 8 * series_hours * num_users + 64 * series_hours + 64 * (num_nodes + num_users)
+
+
+def _is_traced(value) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
+
+
+def _is_real(value) -> bool:
+    """A finite real number: Python, NumPy or a 0-d array, never a bool or a string."""
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        dtype = np.dtype(value.dtype)
+        if value.shape != () or dtype == np.bool_ or not (np.issubdtype(dtype, np.integer)
+                                                          or np.issubdtype(dtype, np.floating)):
+            return False
+        value = value.item()
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
+def _rule_text(low, inclusive, high, unit) -> str:
+    if high is not None:
+        return f"in [{low:g}, {high:g}] ({unit})"
+    return f"{'>=' if inclusive else '>'} {low:g} ({unit})"
+
+
+def _within(value, low, inclusive, high) -> bool:
+    return (value >= low if inclusive else value > low) and (high is None or value <= high)
+
+
+def _bad(name, value, allowed):
+    raise ValueError(f"generate_instance: {name}={value!r} is invalid: must be {allowed}")
+
+
+def _bad_array(name, description, allowed):
+    raise ValueError(f"generate_instance: {name} {description} is invalid: must be {allowed}")
+
+
+def _check_overrides(values: dict) -> None:
+    """Checks concrete overrides of ``DEFAULTS`` (traced ones pass: they cannot be read on the host)."""
+    for name, value in values.items():
+        if _is_traced(value):
+            continue
+        if name in RANGE_RULES:
+            low, inclusive, high, unit = RANGE_RULES[name]
+            allowed = f"a (low, high) pair of finite numbers, low <= high, both {_rule_text(low, inclusive, high, unit)}"
+            if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_real(v) for v in value)):
+                _bad(name, value, allowed)
+            if not (value[0] <= value[1] and _within(value[0], low, inclusive, high)
+                    and _within(value[1], low, inclusive, high)):
+                _bad(name, value, allowed)
+        else:
+            low, inclusive, high, unit = SCALAR_RULES[name]
+            if not (_is_real(value) and _within(value, low, inclusive, high)):
+                _bad(name, value, f"finite and {_rule_text(low, inclusive, high, unit)}")
+
+
+def _check_series(name: str, series, unit_interval: bool):
+    """Shape always (static), values when concrete: 1-D, non-empty, finite (the length against the
+    config is ``validate_params``'s check)."""
+    shape = np.shape(series)
+    if len(shape) != 1 or shape[0] == 0:
+        _bad_array(name, f"of shape {shape}", "a non-empty 1-D hourly series")
+    if _is_traced(series):
+        return
+    array = np.asarray(series)
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        _bad_array(name, f"of dtype {array.dtype}", "a float series")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        _bad_array(name, f"with {bad.size} non-finite value(s), first {array[bad[0]]} at index {int(bad[0])},",
+                   "finite numbers (load real data with fill='interpolate' or 'ffill')")
+    if unit_interval and ((array < 0).any() or (array > 1).any()):
+        _bad_array(name, f"with values in [{array.min()}, {array.max()}]", "values in [0, 1] (generation / max)")
+
 
 def random_topology(key: jax.Array, num_nodes: int, alpha: float = 0.4, beta: float = 0.4) -> jax.Array:
     """Random connected undirected graph: a random spanning tree plus Waxman edges.
@@ -62,6 +171,40 @@ def random_topology(key: jax.Array, num_nodes: int, alpha: float = 0.4, beta: fl
     return adjacency & ~jnp.eye(num_nodes, dtype=bool)
 
 
+def _check_arguments(config, price_series, hydro_series, series_start_hour, series_hours, max_bytes, overrides):
+    """The checks of ``generate_instance``'s arguments (see its docstring)."""
+    if not isinstance(config, CPNConfig):
+        _bad("config", config, "a CPNConfig")
+    _check_overrides(overrides)
+    n, u = config.num_nodes, config.num_users
+    for name, value in (("series_start_hour", series_start_hour), ("series_hours", series_hours)):
+        if not _is_traced(value) and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))):
+            _bad(name, value, "an int")
+    if not _is_traced(series_start_hour) and series_start_hour < 0:
+        _bad("series_start_hour", series_start_hour, "an int >= 0 (hour of week of the series' first entry)")
+    if series_hours < 1:
+        _bad("series_hours", series_hours, "an int >= 1 (hours)")
+    for name, series in (("price_series", price_series), ("hydro_series", hydro_series)):
+        if series is not None:
+            _check_series(name, series, unit_interval=name == "hydro_series")
+            if (price_series is None or hydro_series is None) and np.shape(series)[0] != series_hours:
+                _bad_array(name, f"of shape {np.shape(series)}",
+                           f"series_hours={series_hours} long: the other series is generated with that length "
+                           "(or pass both series)")
+    if price_series is not None and hydro_series is not None and np.shape(price_series) != np.shape(hydro_series):
+        _bad_array("hydro_series", f"of shape {np.shape(hydro_series)}", f"the shape of price_series {np.shape(price_series)}")
+    hours = np.shape(price_series)[0] if price_series is not None else (
+        np.shape(hydro_series)[0] if hydro_series is not None else series_hours)
+    if isinstance(max_bytes, (bool, np.bool_)) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1:
+        _bad("max_bytes", max_bytes, "an int >= 1 (bytes)")
+    estimate = instance_bytes(n, u, int(hours))
+    if estimate > max_bytes:
+        raise ValueError(
+            f"generate_instance: num_nodes={n}, num_users={u}, series of {int(hours)} hours is too large: "
+            f"needs about {estimate / 2**30:.1f} GiB (32 B x num_nodes^2 + 8 B x hours x num_users), over "
+            f"max_bytes={max_bytes / 2**30:.1f} GiB; use fewer nodes/users or pass a larger max_bytes")
+
+
 def generate_instance(
     key: jax.Array,
     config: CPNConfig,
@@ -70,9 +213,15 @@ def generate_instance(
     hydro_series: np.ndarray | jax.Array | None = None,
     series_start_hour: int = 0,
     series_hours: int = 8760,
+    max_bytes: int = MAX_INSTANCE_BYTES,
     **overrides,
 ) -> CPNParams:
     """Draws a random instance (jittable when both series are given or generated).
+
+    Every argument a user hands in is checked first (concrete values; traced ones only for
+    shape): overrides against ``RANGE_RULES`` / ``SCALAR_RULES``, the series for shape, length,
+    finiteness (hydro in [0, 1]), and the sizes against ``max_bytes`` (:func:`instance_bytes`),
+    so a huge config is refused at once with its memory estimate instead of exhausting memory.
 
     Args:
         key: PRNG key.
@@ -82,14 +231,19 @@ def generate_instance(
         hydro_series: ``(H,)`` hydro generation / max in [0, 1]; generated when ``None``.
         series_start_hour: hour of week (0 = Monday 00:00) of the series' first entry.
         series_hours: length of generated series (hours).
-        **overrides: any scalar default of ``DEFAULTS`` (e.g. ``kappa=1e-4``).
+        max_bytes: ceiling on the estimated peak memory of the draw (default 4 GiB).
+        **overrides: any default of ``DEFAULTS`` (e.g. ``kappa=1e-4``, ``power_range=(1, 20)``).
 
     Returns:
         ``CPNParams``.
+
+    Raises:
+        ValueError: naming the argument, its value and what is allowed.
     """
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"generate_instance: unknown override(s) {sorted(unknown)}; allowed: {sorted(DEFAULTS)}")
+    _check_arguments(config, price_series, hydro_series, series_start_hour, series_hours, max_bytes, overrides)
     d = {**DEFAULTS, **overrides}
     n, u = config.num_nodes, config.num_users
     keys = jax.random.split(key, 12)
@@ -142,6 +296,11 @@ def generate_instance(
     )
 
 
+BOOL_LEAVES = ("adjacency", "green")
+INT_LEAVES = ("user_node", "series_start_hour")
+"""Leaves of ``CPNParams`` that are not float (``validate_params`` checks every leaf's dtype kind)."""
+
+
 def _fail(field, value, allowed):
     raise ValueError(f"CPNParams.{field}: {value} is invalid; allowed: {allowed}")
 
@@ -165,8 +324,21 @@ def validate_params(params: CPNParams, config: CPNConfig) -> CPNParams:
     Returns:
         ``params`` unchanged, so it can wrap construction: ``validate_params(make(...), config)``.
     """
+    traced = [name for name in CPNParams.__dataclass_fields__ if _is_traced(getattr(params, name))]
+    if traced:
+        _fail(traced[0], "a traced array", "concrete arrays (validate_params runs on the host, before jit)")
     p = jax.tree.map(np.asarray, params)
     n, u = config.num_nodes, config.num_users
+    for field in CPNParams.__dataclass_fields__:
+        dtype = getattr(p, field).dtype
+        if field in BOOL_LEAVES:
+            ok, allowed = dtype == np.bool_, "a bool array"
+        elif field in INT_LEAVES:
+            ok, allowed = np.issubdtype(dtype, np.integer) and dtype != np.bool_, "an integer dtype (int32), not bool or float"
+        else:
+            ok, allowed = np.issubdtype(dtype, np.floating), "a float dtype (float32), not bool or int"
+        if not ok:
+            _fail(field, f"dtype {dtype}", allowed)
     shapes = dict(
         adjacency=(n, n), bandwidth=(n, n), switch_delay=(n,), power=(n,), green=(n,), hydro_share=(n,),
         user_node=(u,), access_bandwidth=(u,), packet_size=(u,), deadline=(u,), workload_base=(u,),
