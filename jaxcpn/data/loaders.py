@@ -17,13 +17,19 @@ Conventions shared by every loader:
   value before them; a gap in the first row cannot be forward-filled and raises.
 * Duplicate timestamps, timestamps out of order and timestamps not on a whole hour always
   raise ``ValueError``.
+* Files are read as UTF-8 (a byte-order mark is allowed) unless ``encoding=`` names another
+  codec; bytes that do not decode raise ``ValueError`` naming the file, the line, the byte and
+  the encoding (a SMARD export re-saved by a spreadsheet is often ``encoding="cp1252"`` or
+  ``"latin-1"``: its ``Originalauflösungen`` headers carry an ``ö``).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import datetime as dt
+import io
 import re
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,6 +42,9 @@ FILL_OPTIONS = (None, "interpolate", "ffill")
 
 MISSING_MARKERS = frozenset({"", "-", "n/e", "n/a", "na", "nan"})
 """Cell contents (lower-cased, stripped) that count as a missing value (a gap)."""
+
+DEFAULT_ENCODING = "utf-8-sig"
+"""Text encoding of every loader unless ``encoding=`` says otherwise (UTF-8, optional BOM)."""
 
 BERLIN = "Europe/Berlin"
 """IANA zone of the CET/CEST local times used by ENTSO-E (DE-LU) and SMARD exports."""
@@ -83,11 +92,30 @@ def _check_fill(fill: str | None) -> None:
         raise ValueError(f"unknown fill={fill!r}; allowed: {list(FILL_OPTIONS)}")
 
 
-def _read_table(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], list[int]]:
+def _decode(path: Path, encoding: str) -> str:
+    """The file's text; a decoding failure is a ``ValueError`` naming the file, line and byte."""
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(f"{path}: encoding={encoding!r} is invalid: not a codec Python knows "
+                         "(e.g. 'utf-8', 'cp1252', 'latin-1')") from None
+    raw = path.read_bytes()
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"{path}: line {line}, byte {error.start}: {raw[error.start:error.start + 1]!r} is not valid {encoding} "
+            f"({error.reason}); the file is in another encoding: pass encoding='cp1252' or encoding='latin-1' "
+            "(spreadsheet exports of SMARD/ENTSO-E data often are)") from None
+
+
+def _read_table(path: Path, delimiter: str, encoding: str = DEFAULT_ENCODING) -> tuple[list[str], list[list[str]], list[int]]:
     """Reads a delimited text file; returns header, data rows and their 1-based line numbers."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    text = _decode(path, encoding)
+    with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
@@ -246,12 +274,13 @@ def _load(
     decimal: str,
     fill: str | None,
     to_utc: Callable[[Path, str, int, str], np.datetime64],
+    encoding: str = DEFAULT_ENCODING,
 ) -> HourlySeries:
     _check_fill(fill)
     path = Path(path)
     if isinstance(columns, str):
         columns = [columns]
-    header, rows, lines = _read_table(path, delimiter)
+    header, rows, lines = _read_table(path, delimiter, encoding)
     time_index = _column_index(path, header, timestamp_column)
     value_indices = {name: _column_index(path, header, name) for name in columns}
     timestamps = np.array(
@@ -278,6 +307,7 @@ def load_hourly_csv(
     timestamp_format: str | None = None,
     timezone: str | None = None,
     fill: str | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> HourlySeries:
     """Reads an hourly CSV: one timestamp column plus the named value columns.
 
@@ -294,6 +324,7 @@ def load_hourly_csv(
             ``None`` reads them as UTC. Timestamps carrying an offset are converted to UTC
             whatever this says. Local times are resolved as described in ``_localize``.
         fill: ``None`` (gaps raise), ``"interpolate"`` or ``"ffill"`` (see module docstring).
+        encoding: text encoding of the file (default UTF-8 with optional BOM).
 
     Returns:
         ``HourlySeries`` with UTC ``datetime64[h]`` timestamps and float64 values.
@@ -319,11 +350,12 @@ def load_hourly_csv(
 
     return _load(
         path, columns, timestamp_column=timestamp_column, delimiter=delimiter, decimal=decimal, fill=fill,
-        to_utc=to_utc,
+        to_utc=to_utc, encoding=encoding,
     )
 
 
-def load_entsoe_day_ahead(path: str | Path, fill: str | None = None, *, column: str | None = None) -> HourlySeries:
+def load_entsoe_day_ahead(path: str | Path, fill: str | None = None, *, column: str | None = None,
+                          encoding: str = DEFAULT_ENCODING) -> HourlySeries:
     """Reads an ENTSO-E Transparency Platform day-ahead price CSV export (hourly MTU).
 
     Accepted format (comma-separated, quoted fields, ``.`` decimal mark)::
@@ -344,13 +376,14 @@ def load_entsoe_day_ahead(path: str | Path, fill: str | None = None, *, column: 
         path: CSV export.
         fill: ``None``, ``"interpolate"`` or ``"ffill"``.
         column: name of the price column, if not one of the two standard names.
+        encoding: text encoding of the file (default UTF-8 with optional BOM).
 
     Returns:
         ``HourlySeries`` with the single column ``"price_eur_mwh"``.
     """
     _check_fill(fill)
     path = Path(path)
-    header, _, _ = _read_table(path, ",")
+    header, _, _ = _read_table(path, ",", encoding)
     if column is None:
         present = [name for name in ENTSOE_PRICE_COLUMNS if name in header]
         if not present:
@@ -375,13 +408,14 @@ def load_entsoe_day_ahead(path: str | Path, fill: str | None = None, *, column: 
         return _to_utc_hour(file, time_column, line, _localize(file, time_column, line, wall, zone, seen))
 
     series = _load(
-        path, [column], timestamp_column=ENTSOE_TIME_COLUMN, delimiter=",", decimal=".", fill=fill, to_utc=to_utc
+        path, [column], timestamp_column=ENTSOE_TIME_COLUMN, delimiter=",", decimal=".", fill=fill, to_utc=to_utc,
+        encoding=encoding,
     )
     return dataclasses.replace(series, values={"price_eur_mwh": series.values[column]})
 
 
 def load_smard_generation(
-    path: str | Path, column: str = SMARD_HYDRO_COLUMN, fill: str | None = None
+    path: str | Path, column: str = SMARD_HYDRO_COLUMN, fill: str | None = None, *, encoding: str = DEFAULT_ENCODING
 ) -> HourlySeries:
     """Reads a SMARD.de generation export (hourly resolution) and returns one column.
 
@@ -400,13 +434,15 @@ def load_smard_generation(
         path: CSV export.
         column: name of the generation column (default: hydropower).
         fill: ``None``, ``"interpolate"`` or ``"ffill"``.
+        encoding: text encoding of the file (default UTF-8 with optional BOM; a file re-saved by
+            a spreadsheet may need ``"cp1252"``: the error says so).
 
     Returns:
         ``HourlySeries`` with the single column ``column``.
     """
     _check_fill(fill)
     path = Path(path)
-    header, rows, lines = _read_table(path, ";")
+    header, rows, lines = _read_table(path, ";", encoding)
     zone = ZoneInfo(BERLIN)
     seen: set[dt.datetime] = set()
     if "Datum von" in header:
