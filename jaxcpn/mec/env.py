@@ -11,7 +11,8 @@ from jaxcpn import spaces
 from jaxcpn.environment import Environment
 from jaxcpn.mec import model
 from jaxcpn.mec.generator import generate_params
-from jaxcpn.mec.types import MECConfig, MECParams, MECState, check_deployment, storage_feasible
+from jaxcpn.mec.types import (MECConfig, MECParams, MECState, check_deployment, check_deployment_spec,
+                              storage_feasible)
 
 ScheduleFn = Callable[[jax.Array, jax.Array, jax.Array, MECParams, jax.Array], jax.Array]
 """``schedule_fn(key, arrivals (M, K), deployment (M, K), params, previous (M, K, M+1)) ->
@@ -48,8 +49,9 @@ def poisson_counts(key: jax.Array, rate: jax.Array) -> jax.Array:
 
     pmf0 = jnp.exp(-exact_rate)
     _, _, count = jax.lax.fori_loop(1, 64, term, (pmf0, pmf0, jnp.zeros(rate.shape, jnp.float32)))
-    normal = jnp.maximum(jnp.round(rate + jnp.sqrt(rate) * jax.random.normal(key_normal, rate.shape)), 0.0)
-    return jnp.where(rate <= POISSON_EXACT_BELOW, count, normal)
+    normal = jnp.maximum(jnp.round(rate + jnp.sqrt(rate) * jax.random.normal(key_normal, rate.shape, jnp.float32)), 0.0)
+    # explicit float32: under jax_enable_x64 an untyped draw would make the observation float64
+    return jnp.where(rate <= POISSON_EXACT_BELOW, count, normal).astype(jnp.float32)
 
 
 class TwoTimescaleMEC(Environment[MECState, MECParams]):
@@ -67,6 +69,10 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
     - Storage: a concrete (eager) infeasible deployment raises ``ValueError``. Inside ``jit``
       (traced deployment) an ES whose deployment breaks eq. (1) deploys nothing that frame
       (its tasks go to other ESs or the cloud) and ``info["storage_violation"][m]`` is True.
+      A deployment of the wrong shape or a non-bool dtype raises ``ValueError`` eagerly and
+      under ``jit`` alike (shapes and dtypes are known at trace time).
+    - Dtypes: observation, state and reward stay float32 (int32 counters) also under
+      ``jax_enable_x64``.
     - Info: ``slot_delay``, ``slot_cloud_delay``, ``slot_reward``, ``num_tasks`` (each (L,)
       float32), ``mean_delay`` () s (task-weighted over the frame), ``storage_violation`` (M,)
       bool, and with a ``schedule_fn`` also ``schedule`` (L, M, K, M + 1).
@@ -95,7 +101,7 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
         popularity = model.zipf_popularity(ranking, params.zipf_exponent)
         rate = (intensity[:, None, None] * users.astype(jnp.float32)[None, :, None] * params.task_rate
                 * popularity[None])
-        return poisson_counts(key, rate)
+        return poisson_counts(key, rate)  # float32
 
     def _drift(self, key, ranking, params):
         """Each cell swaps two adjacent ranks with probability ``ranking_drift``."""
@@ -169,7 +175,7 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
         # Rank = number of smaller draws: a uniform random permutation per cell, sort-free
         # (XLA's CPU sort is slow to compile and to run for tiny arrays).
         ranking = jnp.sum(noise[:, None, :] < noise[:, :, None], axis=-1).astype(jnp.int32)
-        phase = jax.random.uniform(key_phase, (), jnp.float32) * params.diurnal_period
+        phase = (jax.random.uniform(key_phase, (), jnp.float32) * params.diurnal_period).astype(jnp.float32)
         frame = jnp.zeros((), jnp.int32)
         arrivals = self._frame_arrivals(key_arrivals, ranking, users, phase, frame, params)
         state = MECState(arrivals=arrivals, ranking=ranking, users=users, phase=phase, frame=frame,
@@ -178,6 +184,7 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
 
     def step_env(self, key: jax.Array, state: MECState, action: jax.Array, params: MECParams):
         cfg = self.config
+        check_deployment_spec(action, cfg.num_cells, cfg.num_services)  # static: raises under jit too
         deployment = jnp.asarray(action)
         if not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((action, params))):
             check_deployment(action, params)  # eager callers get the error (eq. 1)
@@ -209,16 +216,18 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
         reward = jnp.sum(per_slot["slot_reward"])
         tasks = jnp.sum(per_slot["num_tasks"])
         info = dict(per_slot)
-        info["mean_delay"] = jnp.sum(per_slot["slot_delay"] * per_slot["num_tasks"]) / jnp.where(tasks > 0, tasks, 1.0)
+        info["mean_delay"] = (jnp.sum(per_slot["slot_delay"] * per_slot["num_tasks"])
+                              / jnp.where(tasks > 0, tasks, 1.0)).astype(jnp.float32)
         info["storage_violation"] = ~feasible
-        state = state.replace(arrivals=arrivals, ranking=ranking, frame=frame, schedule=last_schedule)
+        state = state.replace(arrivals=arrivals.astype(jnp.float32), ranking=ranking, frame=frame,
+                              schedule=last_schedule.astype(jnp.float32))
         terminated = jnp.zeros((), bool)
         truncated = frame >= cfg.frames_per_episode
         return self.get_obs(state), state, reward.astype(jnp.float32), terminated, truncated, info
 
     def get_obs(self, state: MECState) -> jax.Array:
         """(M, L, K) float32: each ES's arrivals over the slots of the last frame."""
-        return jnp.swapaxes(state.arrivals, 0, 1)
+        return jnp.swapaxes(state.arrivals, 0, 1).astype(jnp.float32)
 
     def observation_space(self, params: MECParams) -> spaces.Box:
         cfg = self.config

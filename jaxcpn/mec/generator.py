@@ -8,11 +8,13 @@ them (ES CPU 50 GHz, ES storage 2 GB, service software 100-500 MB, task input 1-
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxcpn.mec.types import MECConfig, MECParams, validate_params
+from jaxcpn.mec.types import INT_FIELDS, MECConfig, MECParams, validate_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +28,19 @@ class InstanceRanges:
         task_cycles: Gcycles (1-5 x 10^9 cycles, [12]).
         es_cpu: GHz (50 GHz, [12]).
         es_rate: ES-ES rate per service, Mb/s, symmetric (choice).
-        cloud_rate: ES-cloud rate, Mb/s (choice; below every ES-ES rate).
-        cloud_cpu: cloud CPU per task, GHz (choice; above any ES's whole CPU).
+        cloud_rate: ES-cloud rate, Mb/s (choice; below every ES-ES rate: ``cloud_rate[1] <
+            es_rate[0]`` is required).
+        cloud_cpu: cloud CPU per task, GHz (choice; above any ES's whole CPU: ``cloud_cpu >
+            es_cpu[1]`` is required).
+        zipf_exponent: Zipf exponent of service popularity, >= 0.
+        users: users per cell (inclusive int range, >= 0).
+        task_rate: tasks per user per slot, >= 0.
+        diurnal_amplitude: in [0, 1).
+        diurnal_period: frames, > 0.
+        ranking_drift: probability per frame, in [0, 1].
+
+    Every range is ``(low, high)`` with ``low <= high``; a bad one raises ``ValueError`` at
+    construction (``sample_params`` is traceable and checks nothing itself).
     """
 
     service_size: tuple[int, int] = (1, 5)
@@ -44,6 +57,46 @@ class InstanceRanges:
     diurnal_amplitude: float = 0.5
     diurnal_period: float = 24.0
     ranking_drift: float = 0.5
+
+    def __post_init__(self):
+        integer_ranges = {"service_size": 1, "storage_capacity": 0, "users": 0}
+        real_ranges = ("task_input_size", "task_cycles", "es_cpu", "es_rate", "cloud_rate")
+        for name in (*integer_ranges, *real_ranges):
+            value = getattr(self, name)
+            integer = name in integer_ranges
+            kind = "ints" if integer else "finite numbers"
+            ok = (isinstance(value, (tuple, list)) and len(value) == 2
+                  and all(_is_number(v, integer) for v in value))
+            low_bound = integer_ranges.get(name, 0)
+            ok = ok and value[0] <= value[1] and (value[0] >= low_bound if integer else value[0] > 0)
+            bound = f">= {low_bound}" if integer else "> 0"
+            _range_require(name, value, ok, f"a (low, high) pair of {kind}, {bound}, low <= high")
+        scalars = {"cloud_cpu": (lambda v: v > 0, "> 0 GHz"), "zipf_exponent": (lambda v: v >= 0, ">= 0"),
+                   "task_rate": (lambda v: v >= 0, ">= 0 tasks/user/slot"),
+                   "diurnal_amplitude": (lambda v: 0 <= v < 1, "in [0, 1)"),
+                   "diurnal_period": (lambda v: v > 0, "> 0 frames"),
+                   "ranking_drift": (lambda v: 0 <= v <= 1, "in [0, 1]")}
+        for name, (rule, allowed) in scalars.items():
+            value = getattr(self, name)
+            _range_require(name, value, _is_number(value, False) and rule(value), f"a finite number {allowed}")
+        _range_require("cloud_rate", self.cloud_rate, self.cloud_rate[1] < self.es_rate[0],
+                       f"high < es_rate low = {self.es_rate[0]} (the cloud link is below every ES-ES rate)")
+        _range_require("cloud_cpu", self.cloud_cpu, self.cloud_cpu > self.es_cpu[1],
+                       f"> es_cpu high = {self.es_cpu[1]} GHz (the cloud is above any ES's whole CPU)")
+
+
+def _is_number(value, integer: bool) -> bool:
+    """A Python/NumPy int (``integer``) or finite real, never a bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if integer:
+        return isinstance(value, (int, np.integer))
+    return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)
+
+
+def _range_require(name: str, value, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"InstanceRanges.{name}={value!r} is invalid: must be {allowed}")
 
 
 def sample_params(key: jax.Array, config: MECConfig, ranges: InstanceRanges = InstanceRanges()) -> MECParams:
@@ -93,7 +146,10 @@ def generate_params(key: jax.Array | int, config: MECConfig, ranges: InstanceRan
         key: PRNG key or an int seed.
         config: shapes.
         ranges: the distributions.
-        **overrides: MECParams fields to replace after drawing (e.g. ``zipf_exponent=0.8``).
+        **overrides: MECParams fields to replace after drawing (e.g. ``zipf_exponent=0.8``); a
+            scalar is broadcast to the field's shape (``es_cpu=100.0``). Integer fields
+            (``service_size``, ``storage_capacity``, ``users_min``, ``users_max``) must be
+            whole numbers: ``2.5`` is refused, never truncated.
 
     Returns:
         Validated MECParams.
@@ -101,14 +157,40 @@ def generate_params(key: jax.Array | int, config: MECConfig, ranges: InstanceRan
     Raises:
         ValueError: on an unknown override or out-of-range values.
     """
-    if isinstance(key, int):
-        key = jax.random.key(key)
+    if isinstance(key, (bool, np.bool_)) or not (isinstance(key, (int, np.integer)) or hasattr(key, "dtype")):
+        raise ValueError(f"generate_params: key={key!r} is invalid: must be a PRNG key or an int seed")
+    if isinstance(key, (int, np.integer)):
+        key = jax.random.key(int(key))
     params = sample_params(key, config, ranges)
     unknown = set(overrides) - set(MECParams.__dataclass_fields__)
     if unknown:
         raise ValueError(f"generate_params: unknown fields {sorted(unknown)}; allowed: "
                          f"{sorted(MECParams.__dataclass_fields__)}")
-    fields = {name: jnp.asarray(value, getattr(params, name).dtype) for name, value in overrides.items()}
+    fields = {name: _override(name, value, getattr(params, name)) for name, value in overrides.items()}
     params = params.replace(**fields)
     validate_params(params, config)
     return params
+
+
+def _override(name: str, value, drawn: jax.Array) -> jax.Array:
+    """One ``generate_params`` override as an array of the field's dtype and shape (or an error)."""
+    if isinstance(value, jax.core.Tracer):
+        raise ValueError(f"generate_params: {name} is traced; generate_params runs on the host "
+                         "(use sample_params inside jit)")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        array = np.asarray(value, object)
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"generate_params: {name}={value!r} is invalid: must be numbers (dtype {array.dtype})")
+    if array.ndim == 0 and drawn.ndim > 0:
+        array = np.broadcast_to(array, drawn.shape)
+    if name in INT_FIELDS:
+        finite = np.isfinite(array)
+        if not finite.all() or (array != np.round(array)).any():
+            raise ValueError(f"generate_params: {name}={array.tolist()!r} is invalid: must be whole numbers "
+                             "(an integer field; fractions are refused, not truncated)")
+        info = np.iinfo(np.int32)
+        if (array < info.min).any() or (array > info.max).any():
+            raise ValueError(f"generate_params: {name}={array.tolist()!r} is invalid: must fit in int32")
+    return jnp.asarray(array, drawn.dtype)

@@ -78,8 +78,13 @@ class MECParams:
         es_cpu: (M,) float32, ES CPU speed, GHz (F_m), shared equally by deployed services.
         es_rate: (M, M) float32, ES-to-ES rate available to one service's scheduled tasks,
             Mb/s (R_{m,n}); the diagonal is unused (local tasks are not transferred).
-        cloud_rate: (M,) float32, ES-to-cloud rate, Mb/s (R_c, below every ES-ES rate).
-        cloud_cpu: () float32, cloud CPU per task, GHz (f_c, above any ES share).
+        cloud_rate: (M,) float32, ES-to-cloud rate, Mb/s (R_c); ``cloud_rate[m]`` must lie below
+            every ES-ES rate ``es_rate[m, n]``, ``n != m`` (checked by ``validate_params``).
+        cloud_cpu: () float32, cloud CPU per task, GHz (f_c). The generated default (60 GHz) is
+            above any ES's whole CPU (50 GHz), so above any ES share; ``validate_params``
+            requires it above the smallest share ``es_cpu[m] / K`` of every ES (an ES running
+            all K services) and not more, since Fig. 6 sweeps ``es_cpu`` past it as the paper
+            does.
         zipf_exponent: () float32, Zipf exponent of per-cell service popularity.
         users_min: () int32, fewest users of a cell (drawn per episode, inclusive).
         users_max: () int32, most users of a cell (inclusive).
@@ -128,6 +133,11 @@ class MECState:
     schedule: jax.Array
 
 
+FLOAT_FIELDS = ("task_input_size", "task_cycles", "es_cpu", "es_rate", "cloud_rate", "cloud_cpu", "zipf_exponent",
+                "task_rate", "diurnal_amplitude", "diurnal_period", "ranking_drift")
+INT_FIELDS = ("service_size", "storage_capacity", "users_min", "users_max")
+
+
 def validate_params(params: MECParams, config: MECConfig) -> None:
     """Checks concrete params against the config and the model's ranges (host side).
 
@@ -138,21 +148,36 @@ def validate_params(params: MECParams, config: MECConfig) -> None:
     shapes = {"service_size": (k,), "storage_capacity": (m,), "task_input_size": (k,),
               "task_cycles": (k,), "es_cpu": (m,), "es_rate": (m, m), "cloud_rate": (m,)}
     for name in MECParams.__dataclass_fields__:
-        value = np.asarray(getattr(params, name))
+        leaf = getattr(params, name)
+        if isinstance(leaf, jax.core.Tracer):
+            raise ValueError(f"MECParams.{name} is traced: validate_params checks concrete params on the host "
+                             "(call it before jit)")
+        value = np.asarray(leaf)
         shape = shapes.get(name, ())
         _require(f"MECParams.{name}.shape", value.shape, value.shape == shape, f"{shape} for {config}")
+        if name in INT_FIELDS:
+            _require(f"MECParams.{name}.dtype", value.dtype, np.issubdtype(value.dtype, np.integer),
+                     "an integer dtype (int32)")
+        else:
+            _require(f"MECParams.{name}.dtype", value.dtype, np.issubdtype(value.dtype, np.floating),
+                     "a float dtype (float32)")
         _require(f"MECParams.{name}", value.tolist(), bool(np.isfinite(value).all()), "finite values")
 
     def get(name):
         return np.asarray(getattr(params, name))
 
-    for name in ("service_size", "storage_capacity", "users_min", "users_max"):
-        _require(f"MECParams.{name}.dtype", get(name).dtype, np.issubdtype(get(name).dtype, np.integer),
-                 "an integer dtype")
     for name in ("task_input_size", "task_cycles", "es_cpu", "cloud_rate", "cloud_cpu", "diurnal_period"):
         _require(f"MECParams.{name}", get(name).tolist(), bool((get(name) > 0).all()), "values > 0")
-    off_diagonal = get("es_rate")[~np.eye(m, dtype=bool)]
-    _require("MECParams.es_rate", get("es_rate").tolist(), bool((off_diagonal > 0).all()), "off-diagonal values > 0")
+    off_diagonal = ~np.eye(m, dtype=bool)
+    _require("MECParams.es_rate", get("es_rate").tolist(), bool((get("es_rate")[off_diagonal] > 0).all()),
+             "off-diagonal values > 0")
+    if m > 1:  # eq. (5) vs (4): the cloud link is the slowest link of each ES (docs/model.md)
+        slowest = np.where(off_diagonal, get("es_rate"), np.inf).min(axis=1)
+        _require("MECParams.cloud_rate", get("cloud_rate").tolist(), bool((get("cloud_rate") < slowest).all()),
+                 f"cloud_rate[m] < every ES-ES rate es_rate[m, n != m] (per-ES minimum {slowest.tolist()} Mb/s)")
+    smallest_share = get("es_cpu") / k
+    _require("MECParams.cloud_cpu", float(get("cloud_cpu")), bool((get("cloud_cpu") > smallest_share).all()),
+             f"> every ES's smallest CPU share es_cpu[m] / K (max {float(smallest_share.max())} GHz)")
     _require("MECParams.service_size", get("service_size").tolist(), bool((get("service_size") >= 1).all()),
              "integers >= 1 (storage units)")
     _require("MECParams.storage_capacity", get("storage_capacity").tolist(),
@@ -168,6 +193,20 @@ def validate_params(params: MECParams, config: MECConfig) -> None:
     _require("MECParams.ranking_drift", float(get("ranking_drift")), 0 <= float(get("ranking_drift")) <= 1, "[0, 1]")
 
 
+def check_deployment_spec(deployment, num_cells: int, num_services: int) -> None:
+    """Raises unless ``deployment`` is a bool ``(M, K)`` array (static: works on traced values too).
+
+    Raises:
+        ValueError: naming the shape or dtype and what is allowed.
+    """
+    array = deployment if hasattr(deployment, "dtype") else np.asarray(deployment)
+    shape, dtype = tuple(np.shape(array)), array.dtype
+    if shape != (num_cells, num_services) or dtype != jnp.bool_:
+        raise ValueError(f"deployment of shape {shape} dtype {dtype} is invalid: must be a bool array of shape "
+                         f"(M, K) = {(num_cells, num_services)} (MultiBinary; use env.deployment_from_values or "
+                         "compare values, e.g. x > 0, to get one)")
+
+
 def check_deployment(deployment, params: MECParams) -> None:
     """Raises if a concrete deployment breaks the storage constraint (eq. 1) at some ES.
 
@@ -178,12 +217,10 @@ def check_deployment(deployment, params: MECParams) -> None:
     Raises:
         ValueError: naming the ES, the storage it needs and its capacity.
     """
-    deployment = np.asarray(deployment)
     size = np.asarray(params.service_size)
     capacity = np.asarray(params.storage_capacity)
-    if deployment.shape != (capacity.shape[0], size.shape[0]) or deployment.dtype != np.bool_:
-        raise ValueError(f"deployment: shape {deployment.shape} dtype {deployment.dtype}; "
-                         f"expected bool ({capacity.shape[0]}, {size.shape[0]})")
+    check_deployment_spec(deployment, capacity.shape[0], size.shape[0])
+    deployment = np.asarray(deployment)
     used = deployment.astype(np.int64) @ size
     for m in np.flatnonzero(used > capacity):
         raise ValueError(f"deployment of ES {m} needs {used[m]} storage units > storage_capacity[{m}]="
