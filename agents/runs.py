@@ -75,6 +75,20 @@ def _from_json(hint: Any, value: Any) -> Any:
 # ----------------------------------------------------------------------------- run folders
 
 
+def check_run_flags(config: Any) -> None:
+    """The run-folder flags every training job shares: ``--devices >= 0`` and at most one folder.
+
+    Raises:
+        ValueError: naming the flag, the value and what is allowed.
+    """
+    devices = config.devices
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 0:
+        raise ValueError(f"--devices={devices!r} is invalid: must be an integer >= 0 (0 = all devices)")
+    if config.run_dir is not None and config.resume is not None and Path(config.run_dir) != Path(config.resume):
+        raise ValueError(f"--run-dir={str(config.run_dir)!r} and --resume={str(config.resume)!r} name two folders: "
+                         "--resume continues the run in its own folder; give one of them")
+
+
 def holds_run(run_dir: Path) -> bool:
     """Whether ``run_dir`` already holds (part of) a run."""
     return any((Path(run_dir) / name).exists() for name in RUN_FILES)
@@ -106,14 +120,27 @@ def load_run_config(job: str, config_type: type[T], run_dir: Path) -> T:
         ValueError: the run was made by another job.
     """
     path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"--resume={str(run_dir)!r} is not a run folder: it has no config.json")
-    data = json.loads(path.read_text())
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"--resume={str(run_dir)!r} is not a run folder: no such folder")
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume={str(run_dir)!r} is not a run folder: it has no config.json "
+                                f"(a fresh run goes there with --run-dir {run_dir})")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"--resume={str(run_dir)!r}: {path} is not a run's config.json ({error}); "
+                         "nothing was changed") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--resume={str(run_dir)!r}: {path} is not a run's config.json (a JSON "
+                         f"{type(data).__name__}, not an object); nothing was changed")
     if "job" not in data and "config" not in data:  # a run folder written before config.json named its job
         try:
-            return config_from_json(config_type, data)
+            if data:
+                return config_from_json(config_type, data)
         except (TypeError, ValueError):
             pass
+        raise ValueError(f"--resume={str(run_dir)!r}: {path} names no job and is not a {job} config; "
+                         "nothing was changed")
     if data.get("job") != job:
         other = data.get("job", "an unknown job")
         raise ValueError(f"--resume={str(run_dir)!r} is a run of {other}, not of {job}: "

@@ -30,7 +30,7 @@ import numpy as np
 import tyro
 
 from agents import outputs, runs, sharding
-from agents.cli import parse_with_presets
+from agents.cli import flag, parse_with_presets, require_positive
 from agents.seeds import seed_keys
 from agents.stper.baselines import CPN_POLICIES, rollout_cpn
 from agents.stper.ppo import PPOConfig, RunnerState, make_trainer, network_policy
@@ -74,6 +74,22 @@ class TrainConfig:
     """With --distributed: number of processes."""
     process_id: int | None = None
     """With --distributed: this process's id in [0, num_processes)."""
+
+    def __post_init__(self):
+        # Refused here, before any work (tyro turns the ValueError into a usage error, exit 2).
+        require_positive(self, "num_seeds", "chunk_updates", "eval_episodes")
+        require_positive(self, "num_processes", allow_none=True)
+        runs.check_run_flags(self)
+        if not self.distributed:
+            given = [flag(name) for name in ("coordinator_address", "num_processes", "process_id")
+                     if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} given without --distributed: they only apply to a "
+                                 "multi-process run (add --distributed or drop them)")
+        if self.process_id is not None and (self.process_id < 0 or (
+                self.num_processes is not None and self.process_id >= self.num_processes)):
+            bound = "" if self.num_processes is None else f", < --num-processes={self.num_processes}"
+            raise ValueError(f"--process-id={self.process_id} is invalid: must be an integer >= 0{bound}")
 
 
 PRESETS = {

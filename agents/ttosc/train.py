@@ -29,7 +29,7 @@ import numpy as np
 import tyro
 
 from agents import outputs, runs, sharding
-from agents.cli import parse_with_presets
+from agents.cli import parse_with_presets, require_positive
 from agents.seeds import seed_keys
 from agents.ttosc import baselines as mb
 from agents.ttosc.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer
@@ -84,6 +84,12 @@ class TrainConfig:
     """Continue the run in this folder from its last checkpoint (its config.json is used)."""
     eval_seed: int = 12345
     """Seed of the evaluation episodes."""
+
+    def __post_init__(self):
+        # Refused here, before any work (tyro turns the ValueError into a usage error, exit 2).
+        require_positive(self, "num_seeds", "chunk_iterations", "eval_envs", "eval_frames", "eval_qp_iterations",
+                         "oracle_rounds", "oracle_proposals", "oracle_search_iterations", "smoothing_window")
+        runs.check_run_flags(self)
 
 
 PRESETS = {
