@@ -359,6 +359,31 @@ DDQN = [Case(f"DDQNConfig.{name}={value!r}", ddqn(**{name: value}), ValueError,
          "learning_starts=256 is invalid: must be <= buffer_size=100"),
 ]
 
+
+def ddpg(**fields):
+    def call(ctx):
+        from agents.ttosc.ddpg import DDPGConfig
+
+        return DDPGConfig(**fields)
+    return call
+
+
+DDPG = [Case(f"DDPGConfig.{name}={value!r}", ddpg(**{name: value}), ValueError,
+             f"DDPGConfig.{name}={value!r} is invalid", f"DDPGConfig.{name}")
+        for name, value in [
+            ("num_cells", 0), ("num_services", 0), ("slots_per_frame", 0), ("frames_per_episode", 0),
+            ("instance_seed", 0.5), ("num_envs", 0), ("num_episodes", 0), ("num_episodes", -4),
+            ("actor_learning_rate", 0.0), ("actor_learning_rate", float("inf")), ("critic_learning_rate", -1e-3),
+            ("batch_size", 0), ("buffer_size", 0), ("learning_starts", -1), ("updates_per_frame", 0),
+            ("tau", 0.0), ("tau", 1.5), ("noise_std", -0.5), ("hidden", 0), ("num_envs", True),
+        ]] + [
+    Case("DDPGConfig.gamma=0.5", ddpg(gamma=0.5), ValueError, "DDPGConfig.gamma", "DDPGConfig.gamma"),
+    Case("ddpg-episodes-not-multiple", ddpg(num_envs=4, num_episodes=6), ValueError,
+         "DDPGConfig.num_episodes=6 is invalid: must be a multiple of num_envs=4"),
+    Case("ddpg-learning_starts>buffer", ddpg(buffer_size=100, learning_starts=256), ValueError,
+         "DDPGConfig.learning_starts=256 is invalid"),
+]
+
 # ----------------------------------------------------------------------------- run folders
 
 
@@ -393,7 +418,7 @@ RUNS = [
 ]
 
 MATRIX = CPN_GENERATOR + CPN_PARAMS + MEC_PARAMS + MEC_RANGES + MEC_ACTIONS + KNAPSACK + ROUTING + SPACES + LOADERS \
-    + DDQN + RUNS
+    + DDQN + DDPG + RUNS
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=[c.id for c in MATRIX])
@@ -461,6 +486,7 @@ def _int_fields(config_type) -> set[str]:
 def test_every_field_has_a_case():
     """A new field of these configs, generators and params must come with its bad-input case."""
     from agents.stper.train import TrainConfig as STPerTrainConfig
+    from agents.ttosc.ddpg import DDPGConfig
     from agents.ttosc.ddqn import DDQNConfig
     from agents.ttosc.train import TrainConfig as TTOSCTrainConfig
 
@@ -469,7 +495,8 @@ def test_every_field_has_a_case():
                 | {f"CPNParams.{name}" for name in CPNParams.__dataclass_fields__}
                 | {f"MECParams.{name}" for name in MECParams.__dataclass_fields__}
                 | {f"InstanceRanges.{f.name}" for f in dataclasses.fields(InstanceRanges)}
-                | {f"DDQNConfig.{f.name}" for f in dataclasses.fields(DDQNConfig)})
+                | {f"DDQNConfig.{f.name}" for f in dataclasses.fields(DDQNConfig)}
+                | {f"DDPGConfig.{f.name}" for f in dataclasses.fields(DDPGConfig)})
     assert not required - covered, f"fields without a bad-input case: {sorted(required - covered)}"
     seeds = {"seed", "eval_seed"}  # any int is a valid seed
     flags = {arg for _, argv, _ in CLI for arg in argv if arg.startswith("--")}

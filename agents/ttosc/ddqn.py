@@ -17,7 +17,6 @@ and stops only at termination.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -26,6 +25,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from agents.ttosc.networks import TTOSCNetwork, apply_agents, deployment_value, greedy_deployment, init_agents
+from agents.checks import positive, require_int, require_real, unit_interval
 from agents.replay import ReplayState, replay_add, replay_init, replay_sample
 from jaxcpn.mec.env import TwoTimescaleMEC
 from jaxcpn.mec.generator import generate_params
@@ -87,13 +87,13 @@ class DDQNConfig:
         for name in ("num_cells", "num_services", "slots_per_frame", "frames_per_episode", "qp_iterations",
                      "num_envs", "num_episodes", "batch_size", "target_update_interval", "epsilon_episodes",
                      "buffer_size", "updates_per_frame", "hidden", "num_gru_layers"):
-            _require_int(name, getattr(self, name), 1)
-        _require_int("learning_starts", self.learning_starts, 0)
-        _require_int("instance_seed", self.instance_seed, None)
-        _require_real("learning_rate", self.learning_rate, lambda v: v > 0, "> 0")
-        _require_real("max_grad_norm", self.max_grad_norm, lambda v: v > 0, "> 0")
+            require_int("DDQNConfig", name, getattr(self, name), 1)
+        require_int("DDQNConfig", "learning_starts", self.learning_starts, 0)
+        require_int("DDQNConfig", "instance_seed", self.instance_seed, None)
+        require_real("DDQNConfig", "learning_rate", self.learning_rate, positive, "> 0")
+        require_real("DDQNConfig", "max_grad_norm", self.max_grad_norm, positive, "> 0")
         for name in ("epsilon_start", "epsilon_end", "gamma"):
-            _require_real(name, getattr(self, name), lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+            require_real("DDQNConfig", name, getattr(self, name), unit_interval, "in [0, 1]")
         if self.num_episodes % self.num_envs:
             raise ValueError(f"DDQNConfig.num_episodes={self.num_episodes} is invalid: must be a multiple of "
                              f"num_envs={self.num_envs} (episodes run num_envs at a time)")
@@ -113,19 +113,6 @@ class DDQNConfig:
         return MECConfig(num_cells=self.num_cells, num_services=self.num_services,
                          slots_per_frame=self.slots_per_frame, frames_per_episode=self.frames_per_episode,
                          qp_iterations=self.qp_iterations if qp_iterations is None else qp_iterations)
-
-
-def _require_int(name: str, value, low: int | None) -> None:
-    """``DDQNConfig.<name>`` must be an int (not a bool) ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
-        rule = "an int" if low is None else f"an int >= {low}"
-        raise ValueError(f"DDQNConfig.{name}={value!r} is invalid: must be {rule}")
-
-
-def _require_real(name: str, value, rule: Callable[[float], bool], allowed: str) -> None:
-    """``DDQNConfig.<name>`` must be a finite real number satisfying ``rule``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not rule(value):
-        raise ValueError(f"DDQNConfig.{name}={value!r} is invalid: must be a finite number {allowed}")
 
 
 class DDQNTrainState(TrainState):
