@@ -155,6 +155,47 @@ def default_run_dir(name: str) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def resume_overrides(argv: Sequence[str], config_type: type, allowed: Sequence[str]) -> set[str]:
+    """The fields ``argv`` sets beside ``--resume``; refuses any that a resume cannot change.
+
+    A resumed run uses its own ``config.json``: a flag that would be ignored is an error, not a
+    silent no-op. ``allowed`` fields (e.g. ``num_updates``: train longer) may be given.
+
+    Raises:
+        ValueError: a flag other than ``--resume`` and the ``allowed`` ones.
+    """
+    given = {a[2:].split("=", 1)[0].replace("-", "_") for a in argv if a.startswith("--")}
+    given -= {"resume"}
+    refused = sorted(given - set(allowed))
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        allowed_flags = ", ".join("--" + name.replace("_", "-") for name in allowed)
+        raise ValueError(f"--resume continues a run with its own config.json, so {flags} would be ignored; "
+                         f"beside --resume only {allowed_flags} may be given (start a new run to change the rest)")
+    return given
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes ``data`` as JSON atomically (a temporary file, then a rename)."""
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """JSON of ``path``, or ``default`` if the file does not exist."""
+    return json.loads(Path(path).read_text()) if Path(path).exists() else default
+
+
+def append_history(run_dir: Path, argv: Sequence[str], **fields: Any) -> None:
+    """Adds one line to ``history.jsonl``: when the run was (re)started, with which flags."""
+    import time
+
+    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": list(argv), **fields}
+    with (Path(run_dir) / "history.jsonl").open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
 # ----------------------------------------------------------------------------- metrics
 
 
@@ -225,6 +266,9 @@ def train_in_chunks(run_dir: Path, runner: Any, total: int, chunk_size: int,
     done = 0
     if checkpoint.latest_step(ckpt_dir) is not None:
         runner, done = checkpoint.restore_checkpoint(ckpt_dir, runner)
+        if done > total:
+            raise ValueError(f"{run_dir} has done {done} steps already, more than the {total} asked for: "
+                             "a run can be trained longer, not shorter")
         runner = place(runner)
         checkpoint.truncate_metrics(metrics_path, done)
     else:

@@ -33,6 +33,7 @@ from agents import outputs, runs, sharding
 from agents.cli import flag, parse_with_presets, require_positive
 from agents.seeds import seed_keys
 from agents.stper.baselines import CPN_POLICIES, rollout_cpn
+from agents.stper.instance import InstanceArgs, check_record, instance_record, make_instance
 from agents.stper.ppo import PPOConfig, RunnerState, make_trainer, network_policy
 
 JOB = "train-stper"
@@ -48,6 +49,8 @@ class TrainConfig:
 
     ppo: Annotated[PPOConfig, tyro.conf.OmitArgPrefixes] = PPOConfig()
     """PPO and network hyperparameters (flags without prefix, e.g. --variant, --num-envs)."""
+    instance: Annotated[InstanceArgs, tyro.conf.OmitArgPrefixes] = InstanceArgs()
+    """The CPN instance: real series (--price-csv, --hydro-csv) and generator settings (--kappa, ...)."""
     preset: Literal["quick", "paper"] = "quick"
     """Starting values of every field: quick (2 CPU cores, < 10 min) or paper (GPU scale)."""
     num_seeds: int = 1
@@ -135,13 +138,19 @@ def plot_curves(metrics_paths: dict[str, Path], out_path: Path) -> Path:
     return outputs.save_figure(fig, out_path)
 
 
-def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None) -> RunnerState:
+def instance_params(config: TrainConfig):
+    """The run's CPN instance (seed ``--instance-seed``, ``--price-csv`` ..., ``--kappa`` ...)."""
+    return make_instance(config.instance, config.ppo.env_config, config.ppo.instance_seed)
+
+
+def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None, env_params=None) -> RunnerState:
     """Runs (or resumes) the training in ``run_dir``; returns the final batched runner state.
 
-    ``interrupt_after`` stops after that many updates as if interrupted (for tests).
+    ``env_params``: the instance (default :func:`instance_params`). ``interrupt_after`` stops
+    after that many updates as if interrupted (for tests).
     """
     ppo = config.ppo
-    trainer = make_trainer(ppo)
+    trainer = make_trainer(ppo, env_params=instance_params(config) if env_params is None else env_params)
     mesh = sharding.make_mesh(config.devices)
     init, _ = sharding.sharded_trainer_fns(trainer, mesh, 1, num_seeds=config.num_seeds)
     programs = {}
@@ -170,9 +179,9 @@ def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None
         desc=f"{ppo.variant} x{config.num_seeds}", unit="upd", interrupt_after=interrupt_after)
 
 
-def evaluate(config: TrainConfig, runner: RunnerState) -> dict:
+def evaluate(config: TrainConfig, runner: RunnerState, env_params=None) -> dict:
     """Profit, delay and misses of each seed's trained policy and of Random, Greedy, Oracle."""
-    trainer = make_trainer(config.ppo)
+    trainer = make_trainer(config.ppo, env_params=instance_params(config) if env_params is None else env_params)
     env, params = trainer.env, trainer.env_params
     key = jax.random.PRNGKey(config.eval_seed)
 
@@ -220,23 +229,32 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(sys.argv[1:] if argv is None else argv)
     if config.distributed:
         sharding.initialize_distributed(config.coordinator_address, config.num_processes, config.process_id)
+    argv = sys.argv[1:] if argv is None else argv
     if config.resume is not None:
         run_dir = config.resume
-        config = dataclasses.replace(runs.load_run_config(JOB, TrainConfig, run_dir), resume=run_dir, run_dir=run_dir)
-        print(f"resuming {run_dir} (its config.json; other flags ignored)")
+        saved = runs.load_run_config(JOB, TrainConfig, run_dir)
+        longer = runs.resume_overrides(argv, TrainConfig, allowed=("num_updates", "devices"))
+        ppo = dataclasses.replace(saved.ppo, num_updates=config.ppo.num_updates) if "num_updates" in longer else saved.ppo
+        config = dataclasses.replace(saved, ppo=ppo, resume=run_dir, run_dir=run_dir,
+                                     devices=config.devices if "devices" in longer else saved.devices)
+        check_record(config.instance, runs.read_json(run_dir / "instance.json"), run_dir)
+        print(f"resuming {run_dir} (its config.json" + (f"; --num-updates {ppo.num_updates})" if longer else ")"))
     else:
         run_dir = config.run_dir or runs.default_run_dir(f"stper-{config.ppo.variant}")
         config = dataclasses.replace(config, run_dir=run_dir)
         runs.start_run(JOB, config, run_dir)
+        runs.write_json(run_dir / "instance.json", instance_record(config.instance))
+    runs.append_history(run_dir, argv, num_updates=config.ppo.num_updates)
     print(f"run folder: {run_dir}")
     start = time.perf_counter()
+    params = instance_params(config)
     try:
-        runner = train(config, run_dir)
+        runner = train(config, run_dir, env_params=params)
     except KeyboardInterrupt:
         return 130
     train_seconds = time.perf_counter() - start
     plot_curves({config.ppo.variant: run_dir / "metrics.csv"}, run_dir / "learning_curves.png")
-    results = evaluate(config, runner)
+    results = evaluate(config, runner, env_params=params)
     table = format_table(config, results)
     (run_dir / "summary.txt").write_text(table + "\n")
     (run_dir / "summary.json").write_text(json.dumps(dict(results=results, train_seconds=train_seconds), indent=2))

@@ -35,6 +35,7 @@ from agents.ttosc import baselines as mb
 from agents.ttosc.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer
 from agents.ttosc.ddqn import DDQNConfig, greedy_policy, make_trainer
 from jaxcpn.mec.env import TwoTimescaleMEC
+from jaxcpn.mec.generator import InstanceRanges, generate_params
 
 JOB = "train-ttosc"
 METRIC_NAMES = ("reward", "mean_delay", "epsilon", "loss", "episode_reward")
@@ -49,6 +50,9 @@ class TrainConfig:
     ddqn: Annotated[DDQNConfig, tyro.conf.OmitArgPrefixes] = DDQNConfig(num_episodes=120, epsilon_episodes=60,
                                                                          num_gru_layers=1)
     """DDQN, network and environment settings (flags without prefix, e.g. --num-episodes)."""
+    instance: InstanceRanges = InstanceRanges()
+    """The MEC instance's distributions (--instance.es-cpu 25 50, --instance.zipf-exponent 0.8, ...), drawn
+    with --instance-seed."""
     ddpg: DDPGConfig = DDPGConfig()
     """DDPG baseline settings (--ddpg.num-episodes ...); its environment is the DDQN's (--num-cells etc.)."""
     preset: Literal["quick", "paper"] = "quick"
@@ -154,9 +158,14 @@ def time_call(fn, *args, repeats: int = 30) -> float:
     return 1e3 * float(np.median(times))
 
 
+def instance_params(config: TrainConfig):
+    """The run's MEC instance: seed ``--instance-seed`` drawn from the ``--instance.*`` ranges."""
+    return generate_params(config.ddqn.instance_seed, config.ddqn.env_config(), config.instance)
+
+
 def train_ddqn(config: TrainConfig, run_dir: Path):
     """Runs (or resumes) the vmapped DDQN training; returns the trainer and batched runner."""
-    trainer = make_trainer(config.ddqn)
+    trainer = make_trainer(config.ddqn, env_params=instance_params(config))
     mesh = sharding.make_mesh(config.devices)
     init, _ = sharding.sharded_trainer_fns(trainer, mesh, 1, num_seeds=config.num_seeds)
     programs: dict[int, object] = {}
@@ -293,15 +302,22 @@ def run(config: TrainConfig, run_dir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``jaxcpn train-ttosc``: trains (or resumes), evaluates and writes the run folder."""
-    config = parse_config(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    config = parse_config(argv)
     if config.resume is not None:
         run_dir = config.resume
-        config = dataclasses.replace(runs.load_run_config(JOB, TrainConfig, run_dir), resume=run_dir, run_dir=run_dir)
-        print(f"resuming {run_dir} (its config.json; other flags ignored)")
+        saved = runs.load_run_config(JOB, TrainConfig, run_dir)
+        longer = runs.resume_overrides(argv, TrainConfig, allowed=("num_episodes", "devices"))
+        ddqn = (dataclasses.replace(saved.ddqn, num_episodes=config.ddqn.num_episodes) if "num_episodes" in longer
+                else saved.ddqn)
+        config = dataclasses.replace(saved, ddqn=ddqn, resume=run_dir, run_dir=run_dir,
+                                     devices=config.devices if "devices" in longer else saved.devices)
+        print(f"resuming {run_dir} (its config.json" + (f"; --num-episodes {ddqn.num_episodes})" if longer else ")"))
     else:
         run_dir = config.run_dir or runs.default_run_dir("ttosc")
         config = dataclasses.replace(config, run_dir=run_dir)
         runs.start_run(JOB, config, run_dir)
+    runs.append_history(run_dir, argv, num_episodes=config.ddqn.num_episodes)
     print(f"run folder: {run_dir}")
     try:
         run(config, run_dir)
