@@ -236,6 +236,58 @@ def read_metrics(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     return out
 
 
+# ----------------------------------------------------------------------------- TensorBoard
+
+
+class TensorBoardLog:
+    """Optional TensorBoard scalars of a run (``--tensorboard``): ``<run_dir>/tensorboard``.
+
+    One scalar per metric and seed (tag ``<metric>/seed_<s>``) at every step; written with
+    tensorboardX (the ``tensorboard`` extra), read back by :func:`read_tensorboard`.
+    """
+
+    def __init__(self, run_dir: Path):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as error:
+            raise ImportError("--tensorboard needs tensorboardX: pip install -e '.[tensorboard]'") from error
+        self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def write(self, metrics: Mapping[str, Any], names: Sequence[str], first_step: int) -> None:
+        host = {k: np.asarray(jax.device_get(metrics[k])) for k in names}
+        num_seeds, n = host[names[0]].shape
+        for j in range(n):
+            for name in names:
+                for s in range(num_seeds):
+                    value = float(host[name][s, j])
+                    if np.isfinite(value):  # e.g. TTOSC's episode reward exists only where an episode ended
+                        self.writer.add_scalar(f"{name}/seed_{s}", value, first_step + j + 1)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def read_tensorboard(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` of every scalar under ``<run_dir>/tensorboard`` (TFRecord event files)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted((Path(run_dir) / "tensorboard").glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            record = data[offset + 12: offset + 12 + length]
+            offset += 12 + length + 4  # length, its CRC, the record, its CRC
+            event = event_pb2.Event.FromString(record)
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((int(event.step), float(value.simple_value)))
+    return scalars
+
+
 # ----------------------------------------------------------------------------- chunked training
 
 

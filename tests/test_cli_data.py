@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agents import runs
 from agents.stper import train as train_stper
 from agents.stper.instance import InstanceArgs, load_series, make_instance
 from jaxcpn.data import load_entsoe_day_ahead, load_smard_generation, series_for_env
@@ -56,11 +57,15 @@ def test_train_on_real_files_record_them_and_train_longer(exports, tmp_path):
     price_file, hydro_file = (shutil.copy(path, tmp_path / path.name) for path in exports)  # this test edits one
     run = tmp_path / "run"
     data = ["--price-csv", str(price_file), "--hydro-csv", str(hydro_file), "--kappa", "1e-3"]
-    assert train_stper.main([*TINY, *data, "--run-dir", str(run)]) == 0
+    assert train_stper.main([*TINY, *data, "--run-dir", str(run), "--tensorboard"]) == 0
     record = json.loads((run / "instance.json").read_text())
     assert record["series"]["price"]["sha256"] and record["overrides"] == {"kappa": 1e-3}
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 4
+    scalars = runs.read_tensorboard(run)                            # TensorBoard scalars read back
+    csv_returns = [float(r.split(",")[3]) for r in rows[1:]]
+    assert [step for step, _ in scalars["episode_return/seed_0"]] == [1, 2, 3, 4]
+    np.testing.assert_allclose([v for _, v in scalars["episode_return/seed_0"]], csv_returns, rtol=1e-5)
     with pytest.raises(ValueError, match="--variant would be ignored"):
         train_stper.main(["--resume", str(run), "--variant", "stper-l"])
     assert train_stper.main(["--resume", str(run), "--num-updates", "6"]) == 0   # train longer

@@ -30,7 +30,7 @@ def test_interrupted_run_resumes_and_reports(tmp_path, monkeypatch):
         return real_write(*args, **kwargs)
 
     monkeypatch.setattr(script, "write_metrics", interrupt_on_second_chunk)
-    assert script.main(TINY_ARGS + ["--run-dir", str(run_dir)]) == 130   # interrupted
+    assert script.main(TINY_ARGS + ["--run-dir", str(run_dir), "--tensorboard"]) == 130   # interrupted
     assert checkpoint.latest_step(run_dir / "checkpoints") == 2  # the last finished chunk
     monkeypatch.setattr(script, "write_metrics", real_write)
 
@@ -43,6 +43,10 @@ def test_interrupted_run_resumes_and_reports(tmp_path, monkeypatch):
     assert sorted({int(r["iteration"]) for r in rows}) == list(range(1, total + 1))
     assert len(rows) == total * 2  # two seeds, no duplicate rows after the resume
     assert checkpoint.latest_step(run_dir / "checkpoints") == total
+    from agents import runs
+
+    scalars = runs.read_tensorboard(run_dir)                    # TensorBoard scalars, across the resume
+    assert sorted(step for step, _ in scalars["reward/seed_1"]) == list(range(1, total + 1))
     assert (run_dir / "convergence.png").stat().st_size > 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["results"]["TTOSC"]["mean_delay"]) == 2

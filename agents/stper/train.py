@@ -67,6 +67,8 @@ class TrainConfig:
     """Parallel evaluation episodes of every policy (the Oracle's cost grows with it)."""
     eval_seed: int = 12345
     """Seed of the evaluation episodes (the same episodes for every policy)."""
+    tensorboard: bool = False
+    """Also write every metric as TensorBoard scalars under <run-dir>/tensorboard (needs tensorboardX)."""
     devices: int = 1
     """Devices to split the env batch over (0 = all; num_envs must be divisible by it)."""
     distributed: bool = False
@@ -162,9 +164,13 @@ def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None
 
     steps_per_update = ppo.num_envs * ppo.num_steps
 
+    board = runs.TensorBoardLog(run_dir) if config.tensorboard else None
+
     def write(path, metrics, done):
         runs.append_metrics(path, metrics, METRIC_NAMES, done, "update",
                             {"env_steps": lambda step: step * steps_per_update})
+        if board is not None:
+            board.write(metrics, METRIC_NAMES, done)
 
     def postfix(metrics):
         last = {k: float(np.nanmean(np.asarray(metrics[k])[:, -1])) for k in ("episode_return",
@@ -173,10 +179,14 @@ def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None
                     ent=f"{last['entropy']:.1f}")
 
     runner = init(np.asarray(seed_keys(config.seed, config.num_seeds)))  # host keys: valid in multi-process runs
-    return runs.train_in_chunks(
-        run_dir, runner, ppo.num_updates, config.chunk_updates, chunk, write,
-        place=lambda r: sharding.shard_runner(r, mesh, batch_dim=1), postfix=postfix,
-        desc=f"{ppo.variant} x{config.num_seeds}", unit="upd", interrupt_after=interrupt_after)
+    try:
+        return runs.train_in_chunks(
+            run_dir, runner, ppo.num_updates, config.chunk_updates, chunk, write,
+            place=lambda r: sharding.shard_runner(r, mesh, batch_dim=1), postfix=postfix,
+            desc=f"{ppo.variant} x{config.num_seeds}", unit="upd", interrupt_after=interrupt_after)
+    finally:
+        if board is not None:
+            board.close()  # writes what is still queued (an interrupted run keeps its scalars too)
 
 
 def evaluate(config: TrainConfig, runner: RunnerState, env_params=None) -> dict:
@@ -233,10 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     if config.resume is not None:
         run_dir = config.resume
         saved = runs.load_run_config(JOB, TrainConfig, run_dir)
-        longer = runs.resume_overrides(argv, TrainConfig, allowed=("num_updates", "devices"))
+        longer = runs.resume_overrides(argv, TrainConfig, allowed=("num_updates", "devices", "tensorboard"))
         ppo = dataclasses.replace(saved.ppo, num_updates=config.ppo.num_updates) if "num_updates" in longer else saved.ppo
         config = dataclasses.replace(saved, ppo=ppo, resume=run_dir, run_dir=run_dir,
-                                     devices=config.devices if "devices" in longer else saved.devices)
+                                     devices=config.devices if "devices" in longer else saved.devices,
+                                     tensorboard=config.tensorboard if "tensorboard" in longer else saved.tensorboard)
         check_record(config.instance, runs.read_json(run_dir / "instance.json"), run_dir)
         print(f"resuming {run_dir} (its config.json" + (f"; --num-updates {ppo.num_updates})" if longer else ")"))
     else:

@@ -63,6 +63,8 @@ class TrainConfig:
     """Base seed (seed i uses fold_in(PRNGKey(seed), i))."""
     chunk_iterations: int = 48
     """Training frames per jitted chunk: progress bar, metrics and checkpoints advance per chunk."""
+    tensorboard: bool = False
+    """Also write every metric as TensorBoard scalars under <run-dir>/tensorboard (needs tensorboardX)."""
     devices: int = 1
     """Devices to split the parallel training episodes over (0 = all; num_envs must be divisible by it)."""
     eval_envs: int = 4
@@ -184,10 +186,20 @@ def train_ddqn(config: TrainConfig, run_dir: Path):
     runner = init(np.asarray(seed_keys(config.seed, config.num_seeds)))
     place = lambda r: sharding.shard_runner(r, mesh, batch_dim=1,  # noqa: E731
                                             batched_fields=sharding.runner_layout(trainer)[1])
-    # write_metrics is looked up at call time, so a test can interrupt the run through it
-    runner = runs.train_in_chunks(run_dir, runner, config.ddqn.num_iterations, config.chunk_iterations, chunk,
-                                  lambda *a: write_metrics(*a), place=place, postfix=postfix,
-                                  desc=f"TTOSC DDQN x{config.num_seeds} seeds", unit="frame")
+    board = runs.TensorBoardLog(run_dir) if config.tensorboard else None
+
+    def write(path, metrics, done):
+        write_metrics(path, metrics, done)  # looked up at call time, so a test can interrupt the run through it
+        if board is not None:
+            board.write(metrics, METRIC_NAMES, done)
+
+    try:
+        runner = runs.train_in_chunks(run_dir, runner, config.ddqn.num_iterations, config.chunk_iterations, chunk,
+                                      write, place=place, postfix=postfix,
+                                      desc=f"TTOSC DDQN x{config.num_seeds} seeds", unit="frame")
+    finally:
+        if board is not None:
+            board.close()  # writes what is still queued (an interrupted run keeps its scalars too)
     return trainer, runner
 
 
@@ -307,11 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     if config.resume is not None:
         run_dir = config.resume
         saved = runs.load_run_config(JOB, TrainConfig, run_dir)
-        longer = runs.resume_overrides(argv, TrainConfig, allowed=("num_episodes", "devices"))
+        longer = runs.resume_overrides(argv, TrainConfig, allowed=("num_episodes", "devices", "tensorboard"))
         ddqn = (dataclasses.replace(saved.ddqn, num_episodes=config.ddqn.num_episodes) if "num_episodes" in longer
                 else saved.ddqn)
         config = dataclasses.replace(saved, ddqn=ddqn, resume=run_dir, run_dir=run_dir,
-                                     devices=config.devices if "devices" in longer else saved.devices)
+                                     devices=config.devices if "devices" in longer else saved.devices,
+                                     tensorboard=config.tensorboard if "tensorboard" in longer else saved.tensorboard)
         print(f"resuming {run_dir} (its config.json" + (f"; --num-episodes {ddqn.num_episodes})" if longer else ")"))
     else:
         run_dir = config.run_dir or runs.default_run_dir("ttosc")
