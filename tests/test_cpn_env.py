@@ -265,3 +265,52 @@ def test_window_longer_than_series(params):
 def test_unknown_override():
     with pytest.raises(ValueError, match="unknown override"):
         generate_instance(jax.random.PRNGKey(0), CONFIG, kapa=1.0)
+
+
+# ----------------------------------------------------------------------------- link conflicts
+def test_link_conflicts_option_is_validated_and_defaults_to_arrival():
+    assert CPNConfig().link_conflicts == "arrival"
+    with pytest.raises(ValueError, match=r"CPNConfig.link_conflicts='lifo' is invalid"):
+        CPNConfig(link_conflicts="lifo")
+
+
+def test_priority_rule_matches_reference_over_episodes():
+    """``link_conflicts="priority"`` (the old rule, kept as an option) == the NumPy reference's."""
+    config = dataclasses.replace(CONFIG, link_conflicts="priority")
+    env = GreenCPN(config)
+    num_instances = 6
+    keys = jax.random.split(jax.random.PRNGKey(11), num_instances)
+    batch = jax.jit(jax.vmap(lambda k: generate_instance(k, config, series_hours=24 * 21)))(keys)
+    _, states = jax.vmap(env.reset)(keys, batch)
+    starts = np.asarray(states.start)
+    actions = np.random.default_rng(1).integers(0, config.num_nodes, (config.episode_length, num_instances, config.num_users))
+    step = jax.jit(jax.vmap(env.step))
+    infos = []
+    for t in range(config.episode_length):
+        _, states, reward, _, _, info = step(keys, states, jnp.asarray(actions[t]), batch)
+        infos.append((np.asarray(reward), np.asarray(info["offset"])))
+    batch = jax.device_get(batch)
+    for i in range(num_instances):
+        ref = CPNReference(jax.tree.map(lambda x: x[i], batch), config)
+        ref.reset(int(starts[i]))
+        for t in range(config.episode_length):
+            _, ref_reward, _, _, ref_info = ref.step(actions[t, i])
+            np.testing.assert_allclose(infos[t][0][i], ref_reward, rtol=2e-5, atol=1e-4)
+            np.testing.assert_allclose(infos[t][1][i], ref_info["offset"], rtol=2e-5, atol=1e-5)
+
+
+def test_arrival_order_waits_less_than_priority_for_random_destinations(params):
+    """On the default instance, FIFO in order of arrival cuts the mean offset of random slots."""
+    arrival, priority = GreenCPN(CONFIG), GreenCPN(dataclasses.replace(CONFIG, link_conflicts="priority"))
+    num_slots = 256
+    _, state = jax.vmap(arrival.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(6), num_slots), params)
+    action = jax.random.randint(jax.random.PRNGKey(7), (num_slots, CONFIG.num_users), 0, CONFIG.num_nodes)
+
+    def offsets(env):
+        return jax.jit(jax.vmap(env.evaluate_slot, in_axes=(0, 0, None)))(state, action, params)["offset"]
+
+    new, old = offsets(arrival), offsets(priority)
+    assert bool((new >= 0).all()) and bool((old >= 0).all())
+    assert float(new.mean()) < 0.5 * float(old.mean())
+    # ... and the two rules do time some slots differently.
+    assert bool((np.abs(np.asarray(new - old)).max(-1) > 1e-3).any())

@@ -51,18 +51,62 @@ class ModelTest(chex.TestCase):
         np.testing.assert_array_equal(nodes, [0, 1, 2])
         np.testing.assert_array_equal(mask, [True, True])
 
+    # Link conflicts on the line 0-1-2-3: every link 10 Mb/s (a 5 Mb packet takes 0.5 s), every
+    # node forwards after 0.1 s, so a task with access delay a reaches its first link at a + 0.1.
+    LINE = jnp.array([[0, 10.0, 0, 0], [10.0, 0, 10.0, 0], [0, 10.0, 0, 10.0], [0, 0, 10.0, 0]])
+    SWITCH = jnp.full((4,), 0.1)
+
+    def dispatch(self, rule, routes, access):
+        """``rule`` on padded ``routes`` (rows of node lists of equal length) with 5 Mb packets."""
+        routes = jnp.array(routes, jnp.int32)
+        mask = routes[:, :-1] != routes[:, -1:]
+        size = jnp.full((routes.shape[0],), 5.0)
+        return self.variant(rule)(routes, mask, size, jnp.array(access), self.LINE, self.SWITCH)
+
     @chex.all_variants(with_pmap=False)
-    def test_fifo_dispatch_conflict(self):
-        # Two tasks share link 1-2 (bandwidth 10, 5 Mb -> 0.5 s). Task 0 reaches node 1 at
-        # 0.5 + 0.1 (switch) and holds the link until 1.1; task 1 is ready at 0.25 + 0.1 and
-        # must wait until 1.1: offset 0.75 s. Task 0 never waits.
-        bandwidth = jnp.array([[0, 10.0, 0], [10.0, 0, 10.0], [0, 10.0, 0]])
-        switch = jnp.array([0.1, 0.1, 0.1])
-        routes = jnp.array([[1, 2], [1, 2]])
-        mask = jnp.array([[True], [True]])
-        access = jnp.array([0.5, 0.25])
-        arrival, offset = self.variant(model.fifo_dispatch)(
-            routes, mask, jnp.array([5.0, 5.0]), access, bandwidth, switch
-        )
+    def test_fifo_two_tasks_sharing_a_link_in_either_order(self):
+        # In index order: task 0 is ready at 0.35 and holds 1-2 until 0.85; task 1, ready at 0.6,
+        # waits 0.25.
+        arrival, offset = self.dispatch(model.fifo_dispatch, [[1, 2], [1, 2]], [0.25, 0.5])
+        np.testing.assert_allclose(offset, [0.0, 0.25], atol=1e-6)
+        np.testing.assert_allclose(arrival, [0.85, 1.35], atol=1e-6)
+        # Back-filling: task 1 is ready first (0.35) and goes first; task 0 (0.6) waits 0.25.
+        arrival, offset = self.dispatch(model.fifo_dispatch, [[1, 2], [1, 2]], [0.5, 0.25])
+        np.testing.assert_allclose(offset, [0.25, 0.0], atol=1e-6)
+        np.testing.assert_allclose(arrival, [1.35, 0.85], atol=1e-6)
+        # The old priority rule serves task 0 first although it is ready later: task 1, ready at
+        # 0.35, waits until 1.1.
+        arrival, offset = self.dispatch(model.priority_dispatch, [[1, 2], [1, 2]], [0.5, 0.25])
         np.testing.assert_allclose(offset, [0.0, 0.75], atol=1e-6)
         np.testing.assert_allclose(arrival, [1.1, 1.6], atol=1e-6)
+
+    @chex.all_variants(with_pmap=False)
+    def test_fifo_back_fills_an_idle_link_before_a_later_hop(self):
+        # Task 0 crosses 0-1 in [0.2, 0.7] and reaches 1-2 at 0.8; task 1 reaches 1-2 at 0.65 and
+        # uses it in [0.65, 1.15], so task 0 waits 0.35 there. Priority: task 0 reserves 1-2 for
+        # [0.8, 1.3] and task 1 waits 0.65 although the link is idle when it arrives.
+        routes = [[0, 1, 2], [1, 2, 2]]
+        arrival, offset = self.dispatch(model.fifo_dispatch, routes, [0.1, 0.55])
+        np.testing.assert_allclose(offset, [0.35, 0.0], atol=1e-6)
+        np.testing.assert_allclose(arrival, [1.65, 1.15], atol=1e-6)
+        _, offset = self.dispatch(model.priority_dispatch, routes, [0.1, 0.55])
+        np.testing.assert_allclose(offset, [0.0, 0.65], atol=1e-6)
+
+    @chex.all_variants(with_pmap=False)
+    def test_fifo_free_link_never_waits(self):
+        # Disjoint links at the same time; link 0-1, freed by task 0 at 0.7, reached by task 2 in
+        # the opposite direction at 0.8; a task with no hops.
+        routes = [[0, 1, 1], [2, 3, 3], [1, 0, 0], [3, 3, 3]]
+        arrival, offset = self.dispatch(model.fifo_dispatch, routes, [0.1, 0.1, 0.7, 0.3])
+        np.testing.assert_allclose(offset, [0.0, 0.0, 0.0, 0.0], atol=1e-6)
+        np.testing.assert_allclose(arrival, [0.7, 0.7, 1.3, 0.3], atol=1e-6)
+
+    @chex.all_variants(with_pmap=False)
+    def test_fifo_ties_by_index_and_queues(self):
+        # Three tasks ready at 0.6 on the same link (one in the opposite direction): index order.
+        arrival, offset = self.dispatch(model.fifo_dispatch, [[1, 2], [2, 1], [1, 2]], [0.5, 0.5, 0.5])
+        np.testing.assert_allclose(offset, [0.0, 0.5, 1.0], atol=1e-6)
+        np.testing.assert_allclose(arrival, [1.1, 1.6, 2.1], atol=1e-6)
+        # A queue in order of arrival, not of index: ready at 0.45, 0.35, 0.4.
+        _, offset = self.dispatch(model.fifo_dispatch, [[1, 2], [1, 2], [1, 2]], [0.35, 0.25, 0.3])
+        np.testing.assert_allclose(offset, [0.9, 0.0, 0.45], atol=1e-6)

@@ -127,7 +127,8 @@ class GreenCPN(Environment[CPNState, CPNParams]):
             switch_delays=params.switch_delay[src],
             hop_mask=hop_mask,
         )  # eq. (1)
-        _, offset = model.fifo_dispatch(routes, hop_mask, params.packet_size, access, params.bandwidth, params.switch_delay)
+        dispatch = model.fifo_dispatch if cfg.link_conflicts == "arrival" else model.priority_dispatch
+        _, offset = dispatch(routes, hop_mask, params.packet_size, access, params.bandwidth, params.switch_delay)
         power = params.power[action]
         compute = workload / power
         fallback = jnp.zeros((), bool)

@@ -6,6 +6,8 @@ bandwidth in Mb/s, delays in seconds, prices dimensionless (normalised electrici
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -127,18 +129,55 @@ def route(next_hop, source, destination, max_hops):
     return nodes, hop_mask
 
 
-def fifo_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch_delay):
-    """Times every task's traffic with per-link FIFO in the fixed priority order of the users.
+class _Dispatch(NamedTuple):
+    """Carry of :func:`fifo_dispatch`'s event loop (one pending hop-event per task)."""
 
-    Tasks leave their user at time 0 over a dedicated access link (``access_delay``), then
-    follow their route hop by hop: a node forwards after its switching delay, and a link
-    (undirected, one transmission at a time) serves tasks in priority order (user index), so a
-    task waits until every higher-priority task that uses the link has finished on it. The
-    waiting is the traffic dispatching offset ``t_off`` of eq. (2).
+    ready: jax.Array  # (U,) time the task's next hop reaches its link (s); inf once it has arrived
+    hop: jax.Array  # (U,) int32 index of that hop
+    link_free: jax.Array  # (N * N,) time each undirected link is free again (s), by link id
+    waited: jax.Array  # (U,) accumulated waiting t_off (s)
+    arrival: jax.Array  # (U,) end of the task's latest transmission (s): its arrival once ready is inf
+
+
+def _hop_tables(routes, hop_mask, packet_size, access_delay, bandwidth, switch_delay):
+    """Per-hop numbers of the padded routes.
+
+    Returns:
+        ``(link, tx, first_ready, gap)``: ``(U, H)`` int32 undirected link id ``min * N + max``;
+        ``(U, H)`` transmission time ``r / b`` of each hop (s); ``(U,)`` time the first hop
+        reaches its link (access link + switching at the access node, s; ``inf`` without hops);
+        ``(U, H)`` time from the end of hop ``h`` to hop ``h + 1`` reaching its link (switching at
+        the forwarding node, s; ``inf`` after the last used hop).
+    """
+    num_nodes = bandwidth.shape[0]
+    src, dst = routes[:, :-1], routes[:, 1:]
+    link = (jnp.minimum(src, dst) * num_nodes + jnp.maximum(src, dst)).astype(jnp.int32)
+    tx = packet_size[:, None] / jnp.where(hop_mask, bandwidth[src, dst], 1.0)
+    first_ready = jnp.where(hop_mask[:, 0], access_delay + switch_delay[routes[:, 0]], jnp.inf)
+    next_used = jnp.concatenate([hop_mask[:, 1:], jnp.zeros_like(hop_mask[:, :1])], axis=1)
+    gap = jnp.where(next_used, switch_delay[dst], jnp.inf)
+    return link, tx, first_ready, gap
+
+
+def fifo_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch_delay):
+    """Times every task's traffic with work-conserving FIFO at each link (order of arrival).
+
+    Tasks leave their user at time 0 over a dedicated access link (``access_delay``), then follow
+    their route hop by hop: a node forwards after its switching delay, and a link (undirected,
+    one transmission at a time, never preempted) serves tasks in the order they reach it, ties
+    by user index. A task waits only while the link is busy with a task that reached it
+    earlier; the waiting is the traffic dispatching offset ``t_off`` of eq. (2).
+
+    A discrete-event loop over the ``U * H`` hop-events: each task has one pending event (the
+    time its next hop reaches its link), and each step serves the earliest (``argmin``, so ties
+    go to the lowest index) at ``max(ready, link free)``. Serving it cannot create an event
+    earlier than itself (transmissions take positive time), so the events are served in time
+    order, which is the FIFO queue of every link. The loop stops when every task has arrived,
+    after as many steps as hops are used (not the padded ``U * H``).
 
     Args:
         routes: ``(U, H + 1)`` int32 node sequences (padded with the destination).
-        hop_mask: ``(U, H)`` bool, hops in use.
+        hop_mask: ``(U, H)`` bool, hops in use (a prefix of each row).
         packet_size: ``(U,)`` Mb.
         access_delay: ``(U,)`` s, transmission time on the access link.
         bandwidth: ``(N, N)`` Mb/s.
@@ -147,6 +186,61 @@ def fifo_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch
     Returns:
         ``(arrival, offset)``: ``(U,)`` arrival time at the destination (s) and ``(U,)`` total
         waiting ``t_off`` (s).
+    """
+    bandwidth, switch_delay, access_delay, packet_size = map(
+        jnp.asarray, (bandwidth, switch_delay, access_delay, packet_size))
+    num_tasks = hop_mask.shape[0]
+    num_links = bandwidth.shape[0] ** 2
+    link, tx, first_ready, gap = _hop_tables(routes, hop_mask, packet_size, access_delay, bandwidth, switch_delay)
+    # One gather per event instead of three (link ids < N * N are exact in float32).
+    hop_table = jnp.stack([tx, gap, link.astype(tx.dtype)], axis=-1)  # (U, H, 3)
+
+    def serve(_, carry: _Dispatch) -> _Dispatch:
+        ready = jnp.min(carry.ready)
+        task = jnp.argmin(carry.ready)
+        duration, next_gap, this_link = hop_table[task, carry.hop[task]]
+        this_link = this_link.astype(jnp.int32)
+        begin = jnp.maximum(ready, carry.link_free[this_link])
+        end = begin + duration
+        # Once every task has arrived the step is a no-op: its writes go out of range and drop.
+        live = jnp.isfinite(ready)
+        task = jnp.where(live, task, num_tasks)
+        this_link = jnp.where(live, this_link, num_links)
+        return _Dispatch(
+            ready=carry.ready.at[task].set(end + next_gap, mode="drop"),
+            hop=carry.hop.at[task].add(1, mode="drop"),
+            link_free=carry.link_free.at[this_link].set(end, mode="drop"),
+            waited=carry.waited.at[task].add(begin - ready, mode="drop"),
+            arrival=carry.arrival.at[task].set(end, mode="drop"),
+        )
+
+    def serve_some(carry: _Dispatch) -> _Dispatch:
+        # U events per test of the loop condition: under vmap the condition is batched and every
+        # test costs a select of the whole carry (4096 envs, random destinations: 3.2 ms per
+        # call against 4.3 ms with one event per test).
+        return jax.lax.fori_loop(0, num_tasks, serve, carry)
+
+    init = _Dispatch(
+        ready=first_ready.astype(tx.dtype),
+        hop=jnp.zeros((num_tasks,), jnp.int32),
+        link_free=jnp.zeros((num_links,), tx.dtype),
+        waited=jnp.zeros((num_tasks,), tx.dtype),
+        arrival=access_delay.astype(tx.dtype),
+    )
+    out = jax.lax.while_loop(lambda carry: jnp.any(jnp.isfinite(carry.ready)), serve_some, init)
+    return out.arrival, out.waited
+
+
+def priority_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch_delay):
+    """Times every task's traffic with per-link reservations in the fixed priority order of the users.
+
+    The first rule of this project (``CPNConfig.link_conflicts="priority"``), kept to reproduce
+    results computed with it; :func:`fifo_dispatch` is the paper's model. Task ``u`` reserves
+    every link of its route after tasks ``0 .. u-1`` have reserved theirs, so it waits for every
+    lower-index task that uses the link, even one that reaches the link later: the rule is not
+    work-conserving (an idle link can wait for a task that is still on its way).
+
+    Args and returns as :func:`fifo_dispatch`.
     """
     bandwidth, switch_delay, access_delay = map(jnp.asarray, (bandwidth, switch_delay, access_delay))
     num_nodes = bandwidth.shape[0]

@@ -38,6 +38,54 @@ def floyd_warshall(hop_delay: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dist, nxt
 
 
+def fifo_offsets(routes, packet_size, access_delay, bandwidth, switch_delay) -> list[float]:
+    """Waiting ``t_off`` of each task when every link serves tasks in order of arrival (FIFO).
+
+    A plain event loop: the pending event of a task is the time its next hop reaches its link;
+    the earliest one (ties: lowest user index) is served at ``max(arrival, link free)``. Links
+    are undirected and carry one transmission at a time, without preemption.
+
+    Args:
+        routes: per task, its node list (one node: no hops).
+        packet_size, access_delay: ``(U,)`` Mb and s; bandwidth: ``(N, N)`` Mb/s; switch_delay: ``(N,)`` s.
+    """
+    pending = {u: (access_delay[u] + switch_delay[nodes[0]], 0) for u, nodes in enumerate(routes) if len(nodes) > 1}
+    link_free = {}  # undirected link -> time it is free again
+    waited = [0.0] * len(routes)
+    while pending:
+        u = min(pending, key=lambda v: (pending[v][0], v))
+        ready, hop = pending.pop(u)
+        i, j = routes[u][hop], routes[u][hop + 1]
+        link = (min(i, j), max(i, j))
+        begin = max(ready, link_free.get(link, 0.0))
+        end = begin + packet_size[u] / bandwidth[i, j]
+        link_free[link] = end
+        waited[u] += begin - ready
+        if hop + 2 < len(routes[u]):
+            pending[u] = (end + switch_delay[j], hop + 1)
+    return waited
+
+
+def priority_offsets(routes, packet_size, access_delay, bandwidth, switch_delay) -> list[float]:
+    """Waiting ``t_off`` of each task under the fixed user-index priority (``link_conflicts="priority"``).
+
+    Task ``u`` reserves every link of its route after tasks ``0 .. u-1`` have reserved theirs.
+    Arguments as :func:`fifo_offsets`.
+    """
+    link_free = {}
+    waited = [0.0] * len(routes)
+    for u, nodes in enumerate(routes):
+        clock = access_delay[u]
+        for i, j in zip(nodes[:-1], nodes[1:]):
+            ready = clock + switch_delay[i]
+            link = (min(i, j), max(i, j))
+            begin = max(ready, link_free.get(link, 0.0))
+            waited[u] += begin - ready
+            clock = begin + packet_size[u] / bandwidth[i, j]
+            link_free[link] = clock
+    return waited
+
+
 class CPNReference:
     """One green-CPN episode in NumPy (no automatic reset).
 
@@ -161,26 +209,21 @@ class CPNReference:
                 raise ValueError(f"action entry {a} is invalid: must be in [0, {cfg.num_nodes - 1}]")
         now = self.start + self.time
         load, _, discount, price = [rows[0] for rows in self.series(now, now)]
-        link_free = {}  # undirected link -> time it becomes free (FIFO in user order)
         keys = ("delay", "transmission_delay", "offset", "compute_delay", "revenue", "cost")
         info = {k: np.zeros(cfg.num_users) for k in keys}
         info["deadline_miss"] = np.zeros(cfg.num_users, bool)
+        routes = [self.route(u, action[u]) for u in range(cfg.num_users)]
+        access = [p["packet_size"][u] / p["access_bandwidth"][u] for u in range(cfg.num_users)]  # dedicated access link
+        conflicts = fifo_offsets if cfg.link_conflicts == "arrival" else priority_offsets
+        offsets = conflicts(routes, p["packet_size"], access, p["bandwidth"], p["switch_delay"])
         for u in range(cfg.num_users):
             size = p["packet_size"][u]
             dest = action[u]
-            nodes = self.route(u, dest)
-            clock = size / p["access_bandwidth"][u]  # dedicated access link
-            t_tr = clock
-            waited = 0.0
+            nodes = routes[u]
+            t_tr = access[u]
             for i, j in zip(nodes[:-1], nodes[1:]):
-                tx = size / p["bandwidth"][i, j]
-                t_tr += tx + p["switch_delay"][i]  # eq. (1)
-                ready = clock + p["switch_delay"][i]
-                link = (min(i, j), max(i, j))
-                begin = max(ready, link_free.get(link, 0.0))
-                waited += begin - ready
-                clock = begin + tx
-                link_free[link] = clock
+                t_tr += size / p["bandwidth"][i, j] + p["switch_delay"][i]  # eq. (1)
+            waited = offsets[u]
             f = p["power"][dest]
             t_comp = load[u] / f
             t_sum = t_tr + waited + t_comp  # eq. (2)

@@ -10,6 +10,7 @@ import numpy as np
 from flax import struct
 
 ROUTING_MODES = ("shortest", "milp")
+LINK_CONFLICT_RULES = ("arrival", "priority")
 MILP_FORMULATIONS = ("paths", "edges")
 MILP_DEADLINE_MODES = ("strict", "reachable")
 
@@ -27,6 +28,12 @@ class CPNConfig:
             with the quadratic-transform loop, solved on the host through
             ``solvers.callbacks``; a failed solve falls back to ``"shortest"`` for that slot and
             sets ``info["routing_fallback"]``).
+        link_conflicts: how a link shared by several tasks serves them in ``"shortest"`` routing
+            (and in ``"milp"`` slots that fall back to it): ``"arrival"`` (default, the paper's
+            model: work-conserving FIFO in order of arrival at the link, ties by user index,
+            ``model.fifo_dispatch``) or ``"priority"`` (this project's first rule: every link in
+            the fixed order of the user index, not work-conserving, ``model.priority_dispatch``;
+            kept to reproduce results computed with it).
         max_hops: longest route in hops; ``None`` means ``num_nodes - 1`` (always enough).
         milp_tick: ``"milp"`` time tick (s); start times are whole ticks.
         milp_paths: ``"milp"`` candidate paths per task (k shortest).
@@ -46,6 +53,7 @@ class CPNConfig:
     window: int = 24
     episode_length: int = 24
     routing: str = "shortest"
+    link_conflicts: str = "arrival"
     max_hops: int | None = None
     milp_tick: float = 0.01
     milp_paths: int = 3
@@ -62,6 +70,8 @@ class CPNConfig:
                 raise ValueError(f"CPNConfig.{name}={value!r} is invalid: must be an int >= {low}")
         if self.routing not in ROUTING_MODES:
             raise ValueError(f"CPNConfig.routing={self.routing!r} is invalid: must be one of {ROUTING_MODES}")
+        if self.link_conflicts not in LINK_CONFLICT_RULES:
+            raise ValueError(f"CPNConfig.link_conflicts={self.link_conflicts!r} is invalid: must be one of {LINK_CONFLICT_RULES}")
         if self.max_hops is not None and not (1 <= self.max_hops):
             raise ValueError(f"CPNConfig.max_hops={self.max_hops!r} is invalid: must be None or an int >= 1")
         if not (isinstance(self.milp_tick, (int, float)) and self.milp_tick > 0):
