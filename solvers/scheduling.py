@@ -16,21 +16,39 @@ Args used throughout (names fixed by the project contract):
     mask: (M, M + 1) bool, where a task may go (eqs. 2-3); the cloud column must be True.
 
 The objective is the total expected delay (s x tasks) of the service's tasks in the slot.
-CVXPY is imported lazily, inside the functions that use it.
+``solve_qp_jax`` is a primal-dual interior-point method with a per-QP optimality certificate
+(docs/model.md, "Scheduling QP solver"); CVXPY is imported lazily, inside the functions that
+use it.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_batching import custom_vmap
 
-DEFAULT_ITERATIONS = 200
-"""Cold-start FISTA iterations of ``solve_qp_jax``: 1e-4 relative accuracy on the hardest of the
-random instances in tests/test_scheduling.py (100 leave a few at 2e-4; warm starts need fewer)."""
+DEFAULT_ITERATIONS = 30
+"""Most interior-point iterations of ``solve_qp_jax``. A block of QPs stops as soon as every QP
+in it has stopped; on the env's and the tests' instances that takes 4-12 iterations."""
+
+GAP_TOLERANCE = 2e-5
+"""Relative optimality certificate at which a QP stops: Frank-Wolfe gap <= tolerance x objective,
+an upper bound on the relative distance to the optimal objective (float32 reaches about 5e-6)."""
+
+BLOCK_SIZE = 256
+"""QPs solved together, batch axis last. Larger blocks leave the CPU caches, smaller ones pay
+XLA:CPU's per-operation overhead (256 is the fastest measured on the project's 2-core CPU)."""
+
+_BOUNDARY_FRACTION = 0.995  # fraction of the step to the boundary of x >= 0, z >= 0
+_FLOOR = 1e-12  # smallest x and z kept (scaled units): 1 / x stays finite in float32
+_PIVOT = 1e-6  # relative floor of the Cholesky pivots (degenerate QPs make S singular)
+_ABSOLUTE_GAP = 1e-9  # certificate floor (scaled units) for QPs whose optimum is 0
+_EXHAUSTED = 1e-10  # complementarity, relative to the objective, below which float32 steps are noise
+_STALL = 2.0  # stop when the certificate grows to this multiple of its best value
 
 
 def qp_objective(pi, lam, D, w):
@@ -53,110 +71,337 @@ def qp_objective(pi, lam, D, w):
 
 
 # ----------------------------------------------------------------------------- pure JAX
+#
+# Arrays inside a block are batch-minor: (M, N, B), (M, B), (N, B), (B,) with N = M + 1, so that
+# every operation is a vector operation over the B QPs of the block. Sums over the M or N axis
+# are products with constant 0/1 matrices: XLA:CPU lowers a reduction over an axis of size 5 or
+# 6 whose operands are broadcast to a slow library kernel (10x), a small matrix product to a
+# fast one.
 
 
-def project_scaled_simplex(v: jax.Array, radius: jax.Array, mask: jax.Array, scale: jax.Array | None = None):
-    """Projection of each row onto ``{x >= 0, sum x = radius, x = 0 off mask}``.
+def _sum_matrix(m: int, n: int, over: str) -> jax.Array:
+    """Constant (rows, M * N) 0/1 matrix that sums a flattened (M, N, ...) array over ``over``."""
+    if over == "nodes":
+        matrix = np.kron(np.eye(m), np.ones((1, n)))
+    elif over == "rows":
+        matrix = np.kron(np.ones((1, m)), np.eye(n))
+    else:
+        matrix = np.ones((1, m * n))
+    return jnp.asarray(matrix, jnp.float32)
 
-    With ``scale`` the projection is in the metric ``sum_n (x_n - v_n)^2 / scale_n``; the
-    solution is ``x_n = scale_n max(v_n / scale_n - tau, 0)``. Sort-free: with
-    ``a = v / scale`` the threshold is ``tau = max_j (sum_{i: a_i >= a_j} s_i a_i - r) /
-    sum_{i: a_i >= a_j} s_i`` over masked ``j`` (each candidate is the root for one top-set
-    support, and every such root lies at or below the true one), found with ``O(N^2)``
-    pairwise comparisons; for ``N = M + 1 <= 20`` this is several times faster on CPU than
-    XLA's sort.
+
+def _sum(x: jax.Array, over: str) -> jax.Array:
+    """Sum of (M, N, B) ``x`` over ``"nodes"`` -> (M, B), ``"rows"`` -> (N, B) or ``"all"`` -> (B,)."""
+    m, n = x.shape[:2]
+    total = jnp.dot(_sum_matrix(m, n, over), x.reshape((m * n,) + x.shape[2:]),
+                    precision=jax.lax.Precision.HIGHEST)
+    return total[0] if over == "all" else total
+
+
+def _cholesky(S):
+    """Unrolled Cholesky factor of a symmetric positive semi-definite M x M matrix of (B,) lanes.
 
     Args:
-        v: (..., N) points.
-        radius: (...,) row sums, >= 0.
-        mask: (..., N) bool; at least one True per row.
-        scale: optional (..., N) positive metric weights (inverse curvature); default 1.
+        S: nested list, ``S[i][j]`` for ``j <= i``, each (B,).
 
     Returns:
-        (..., N) projection, exactly 0 off the mask.
+        ``(L, inverse_diagonal)``: ``L[i][j]`` for ``j < i`` and ``1 / L[i][i]``. Pivots are
+        floored at ``_PIVOT`` x the diagonal entry, so a singular S (several optimal splits of
+        the same loads) gives a finite factor of a slightly regularised matrix.
     """
-    if scale is None:
-        scale = jnp.ones_like(v)
-    scale = jnp.broadcast_to(scale, v.shape)
-    neg = jnp.asarray(-jnp.inf, v.dtype)
-    a = jnp.where(mask, v / scale, neg)
-    above = (a[..., None, :] >= a[..., :, None]) & mask[..., None, :]  # [j, i]: a_i >= a_j
-    weight = jnp.sum(jnp.where(above, scale[..., None, :], 0.0), axis=-1)
-    total = jnp.sum(jnp.where(above, (scale * jnp.where(mask, a, 0.0))[..., None, :], 0.0), axis=-1)
-    candidates = jnp.where(mask, (total - radius[..., None]) / jnp.maximum(weight, 1e-30), neg)
-    tau = jnp.max(candidates, axis=-1, keepdims=True)
-    return jnp.where(mask, scale * jnp.maximum(a - tau, 0.0), 0.0)
+    m = len(S)
+    L = [[None] * m for _ in range(m)]
+    inverse_diagonal = [None] * m
+    for j in range(m):
+        pivot = S[j][j] - sum(L[j][k] * L[j][k] for k in range(j)) if j else S[j][j]
+        inverse_diagonal[j] = jax.lax.rsqrt(jnp.maximum(pivot, _PIVOT * S[j][j] + 1e-30))
+        for i in range(j + 1, m):
+            off = S[i][j] - sum(L[i][k] * L[j][k] for k in range(j)) if j else S[i][j]
+            L[i][j] = off * inverse_diagonal[j]
+    return L, inverse_diagonal
 
 
-def _column_curvature(lam, D, w, mask):
-    """Per-column curvature bound ``L_n`` of the objective in flows ``y = lam * pi``.
+def _cholesky_solve(factor, b: jax.Array) -> jax.Array:
+    """Solves ``S u = b`` for (M, B) ``b`` with ``_cholesky``'s factor; returns (M, B)."""
+    L, inverse_diagonal = factor
+    m = len(L)
+    y = [None] * m
+    for i in range(m):
+        y[i] = (b[i] - sum(L[i][k] * y[k] for k in range(i)) if i else b[i]) * inverse_diagonal[i]
+    u = [None] * m
+    for i in reversed(range(m)):
+        u[i] = (y[i] - sum(L[k][i] * u[k] for k in range(i + 1, m)) if i < m - 1 else y[i]) * inverse_diagonal[i]
+    return jnp.stack(u)
 
-    The Hessian is block-diagonal over columns with blocks ``2 w_n 11^T`` on the rows that can
-    use node ``n``, and ``11^T <= #rows I``, so ``diag(2 w_n #rows_n)`` majorises it: a
-    column-scaled (diagonally preconditioned) FISTA step with these weights is a valid
-    majorise-minimise step. Linear columns (the cloud, ``w = 0``) get a floor of 1% of the
-    largest curvature, or, for an all-linear problem, ``max D / max lam`` (one step then moves
-    a whole row).
+
+class _Iterate(NamedTuple):
+    """Carry of the interior-point loop over one block (shapes batch-minor, B QPs)."""
+
+    iteration: jax.Array  # () int32
+    x: jax.Array  # (M, N, B) primal point, rows on the simplex
+    z: jax.Array  # (M, N, B) multipliers of x >= 0
+    nu: jax.Array  # (M, B) multipliers of the row sums
+    mu: jax.Array  # (B,) mean complementarity x . z
+    best: jax.Array  # (M, N, B) best schedule so far (lowest objective)
+    best_objective: jax.Array  # (B,)
+    best_gap: jax.Array  # (B,) smallest certificate so far
+    done: jax.Array  # (B,) bool
+
+
+def _interior_point_block(lam, D, w, mask, init, num_iterations: int, tolerance: float):
+    """Solves B instances of eq. (13) at once by a primal-dual interior-point method.
+
+    Variables ``x = pi`` on the rows with arrivals (rows without arrivals do not change the
+    objective and get the best reply of an infinitesimal task at the end). In units scaled by
+    ``s = max(max lam D, max w (sum lam)^2)`` the QP is ``min c.x + 1/2 sum_n q_n (a.x_n)^2``,
+    ``c = lam D / s``, ``q = 2 w / s``, ``a = lam``, subject to ``sum_n x_{m,n} = 1`` and
+    ``x >= 0`` on the mask. Each iteration is a Mehrotra predictor-corrector step. Its Newton
+    system ``(H + Z/X) dx - A' dnu = r``, ``A dx = r_p`` is block diagonal over columns (each
+    block ``diag(z/x) + q_n a a'``, inverted by Sherman-Morrison) and reduces to an M x M
+    Schur complement ``S = A K^-1 A'`` over the row multipliers, whose diagonal is formed without
+    cancellation and which is factorised by an unrolled Cholesky.
+
+    Every iterate is renormalised to a feasible schedule ``p`` and certified by its Frank-Wolfe
+    gap ``grad.p - sum_m min_n grad_{m,n} >= f(p) - f*`` (convexity). A QP stops when the gap is
+    at most ``tolerance`` x its objective, when the gap has grown to ``_STALL`` x its best value
+    or the complementarity is exhausted (float32 round-off then dominates the Newton steps), or
+    on a non-finite step; the block stops when all its QPs have. The lowest-objective iterate is
+    returned, so a bad late step never reaches the caller.
+
+    Args:
+        lam: (M, B) arrivals, >= 0. D: (M, N, B). w: (N, B). mask: (M, N, B) bool.
+        init: (M, N, B) candidate schedules (zeros: none); one that is feasible on the mask
+            starts as the best point, and stops its QP at once if already certified.
+        num_iterations: static cap on the iterations of the block.
+        tolerance: static relative certificate.
+
+    Returns:
+        (M, N, B) float32 schedules: rows on the simplex, 0 off the mask.
     """
-    active = lam > 0
-    rows = jnp.sum(mask & active[:, None], axis=0).astype(w.dtype)
-    curvature = 2.0 * w * rows
-    largest = jnp.max(curvature)
-    linear_floor = jnp.max(jnp.where(mask, D, 0.0)) / jnp.maximum(jnp.max(lam), 1e-6)
-    floor = jnp.where(largest > 0, 1e-2 * largest, jnp.maximum(linear_floor, 1e-6))
-    return jnp.maximum(curvature, floor)
+    m, n, _ = D.shape
+    active = lam > 0  # (M, B)
+    allowed = mask & active[:, None, :]
+    allowed_f = allowed.astype(jnp.float32)
+    cost = lam[:, None] * D
+    scale = jnp.maximum(jnp.max(jnp.where(allowed, cost, 0.0), axis=(0, 1)), jnp.max(w, 0) * jnp.sum(lam, 0) ** 2)
+    scale = jnp.maximum(scale, 1e-30)
+    c = jnp.where(allowed, cost / scale, 0.0)
+    q = 2.0 * w / scale
+    a = lam[:, None]  # (M, 1, B)
+    num_variables = _sum(allowed_f, "all")
+    inverse_count = 1.0 / jnp.maximum(num_variables, 1.0)
+
+    def gradient(x):
+        return c + a * (q * _sum(a * x, "rows"))[None]
+
+    def normalise(x):
+        return x / jnp.maximum(_sum(x, "nodes")[:, None], 1e-30)
+
+    def certify(p):
+        """Objective and Frank-Wolfe gap of feasible schedules ``p``, both (B,)."""
+        g = gradient(p)
+        objective = 0.5 * _sum((g + c) * p, "all")
+        least = jnp.where(active, jnp.min(jnp.where(allowed, g, jnp.inf), axis=1), 0.0)
+        return objective, _sum(g * p, "all") - jnp.sum(least, 0)
+
+    x0 = allowed_f / jnp.maximum(_sum(allowed_f, "nodes")[:, None], 1.0)
+    f0, gap0 = certify(x0)
+    g0 = gradient(x0)
+    nu0 = jnp.where(active, jnp.min(jnp.where(allowed, g0, jnp.inf), axis=1) - 1.0, 0.0)
+    z0 = jnp.where(allowed, g0 - nu0[:, None], 0.0)
+
+    candidate = jnp.where(allowed, jnp.maximum(init, 0.0), 0.0)
+    usable = jnp.all(~active | (_sum(candidate, "nodes") > 0), axis=0)
+    candidate = normalise(candidate)
+    f_init, gap_init = certify(candidate)
+    f_init = jnp.where(usable, f_init, jnp.inf)
+    start_with_init = f_init < f0
+
+    def certified(objective, gap):
+        return gap <= tolerance * jnp.abs(objective) + _ABSOLUTE_GAP
+
+    start = _Iterate(
+        iteration=jnp.zeros((), jnp.int32), x=x0, z=z0, nu=nu0, mu=_sum(x0 * z0, "all") * inverse_count,
+        best=jnp.where(start_with_init, candidate, x0), best_objective=jnp.minimum(f_init, f0),
+        best_gap=gap0, done=(num_variables == 0) | certified(f0, gap0) | (usable & certified(f_init, gap_init)))
+
+    def step(s: _Iterate) -> _Iterate:
+        x, z, nu = s.x, s.z, s.nu
+        dual_residual = jnp.where(allowed, gradient(x) - nu[:, None] - z, 0.0)
+        primal_residual = jnp.where(active, _sum(x, "nodes") - 1.0, 0.0)
+        xz = x * z
+        inverse_x = jnp.where(allowed, 1.0 / jnp.where(allowed, x, 1.0), 0.0)
+        x_over_z = jnp.where(allowed, x / jnp.where(allowed, z, 1.0), 0.0)  # K^-1 without the rank-one term
+        z_over_x = z * inverse_x
+        g = a * x_over_z
+        column = _sum(a * g, "rows")  # (N, B)
+        total = 1.0 + q * column
+        beta = q / total  # Sherman-Morrison weight of each column
+        others = 1.0 + q[None] * jnp.maximum(column[None] - a * g, 0.0)
+        diagonal = jnp.where(active, _sum(x_over_z * others / total[None], "nodes"), 1.0)
+        weighted = beta[None] * g
+        S = [[None] * m for _ in range(m)]
+        for i in range(m):
+            S[i][i] = diagonal[i]
+            for j in range(i):
+                S[i][j] = -jnp.sum(weighted[i] * g[j], axis=0)
+        factor = _cholesky(S)
+
+        def apply_k_inverse(v):
+            return x_over_z * v - g * (beta * _sum(g * v, "rows"))[None]
+
+        def direction(complementarity):
+            scaled = complementarity * inverse_x
+            k1 = apply_k_inverse(scaled - dual_residual)
+            dnu = _cholesky_solve(factor, -primal_residual - _sum(k1, "nodes"))
+            dx = k1 + apply_k_inverse(jnp.broadcast_to(dnu[:, None], x.shape))
+            dz = jnp.where(allowed, scaled - z_over_x * dx, 0.0)
+            return dx, dz, dnu
+
+        def step_to_boundary(dx, dz):
+            to_x = jnp.where(allowed & (dx < 0), -x / jnp.where(dx < 0, dx, -1.0), 1.0)
+            to_z = jnp.where(allowed & (dz < 0), -z / jnp.where(dz < 0, dz, -1.0), 1.0)
+            return jnp.min(jnp.minimum(to_x, to_z).reshape((m * n,) + x.shape[2:]), axis=0)
+
+        dx_aff, dz_aff, _ = direction(-xz)
+        alpha_aff = step_to_boundary(dx_aff, dz_aff)
+        # mean complementarity after the affine step, expanded so that alpha_aff is not broadcast
+        # back over (M, N, B) right after its reduction (a slow XLA:CPU fusion)
+        mu_aff = (s.mu / inverse_count + alpha_aff * _sum(x * dz_aff + z * dx_aff, "all")
+                  + alpha_aff**2 * _sum(dx_aff * dz_aff, "all")) * inverse_count
+        sigma = jnp.clip(mu_aff / jnp.maximum(s.mu, 1e-30), 0.0, 1.0) ** 3
+        dx, dz, dnu = direction(jnp.where(allowed, sigma * s.mu - xz - dx_aff * dz_aff, 0.0))
+        alpha = _BOUNDARY_FRACTION * step_to_boundary(dx, dz)
+        p = normalise(jnp.where(allowed, jnp.maximum(x + alpha * dx, _FLOOR), 0.0))
+        z_new = jnp.where(allowed, jnp.maximum(z + alpha * dz, _FLOOR), 0.0)
+        objective, gap = certify(p)
+        mu = _sum(p * z_new, "all") * inverse_count
+        finite = jnp.isfinite(objective) & jnp.isfinite(gap) & jnp.isfinite(mu)
+        take = ~s.done & finite
+        better = take & (objective < s.best_objective)
+        done = (s.done | ~finite | certified(objective, gap) | (gap > _STALL * s.best_gap)
+                | (mu <= _EXHAUSTED * (jnp.abs(objective) + 1e-6)))
+        keep = lambda new, old: jnp.where(take, new, old)  # noqa: E731
+        return _Iterate(s.iteration + 1, keep(p, x), keep(z_new, z), keep(nu + alpha * dnu, nu), keep(mu, s.mu),
+                        jnp.where(better, p, s.best), jnp.where(better, objective, s.best_objective),
+                        jnp.where(take, jnp.minimum(gap, s.best_gap), s.best_gap), done)
+
+    final = jax.lax.while_loop(lambda s: (s.iteration < num_iterations) & ~jnp.all(s.done), step, start)
+    pi = final.best
+    # Rows without arrivals: the nodes of least marginal delay D + 2 w load (ties share equally).
+    marginal = jnp.where(mask, D + 2.0 * w[None] * _sum(a * pi, "rows")[None], jnp.inf)
+    ties = (marginal <= jnp.min(marginal, axis=1, keepdims=True)).astype(jnp.float32)
+    reply = ties / jnp.maximum(_sum(ties, "nodes")[:, None], 1.0)
+    return jnp.where(active[:, None], pi, reply)
 
 
-def solve_qp_jax(lam, D, w, mask, *, num_iterations: int = DEFAULT_ITERATIONS, init=None):
-    """Solves eq. (13) by preconditioned FISTA with adaptive restart on flows ``y = lam * pi``.
+def _solve_batch(lam, D, w, mask, init, num_iterations: int, tolerance: float):
+    """``_interior_point_block`` over a leading batch axis, in blocks of ``BLOCK_SIZE``.
 
-    Working on flows makes the Hessian independent of the arrivals (blocks ``2 w_n 11^T``), and
-    the per-column step ``1 / L_n`` (see ``_column_curvature``) is exact for each column's
-    curvature. The projection is the sort-free masked scaled-simplex projection in that metric.
-    Rows with no arrivals do not change the objective; they get the best reply of an
-    infinitesimal task (all mass on the masked node of least marginal delay
-    ``D_{m,n} + 2 w_n load_n``).
+    Args:
+        lam: (B, M); D: (B, M, N); w: (B, N); mask: (B, M, N) bool; init: (B, M, N).
+
+    Returns:
+        (B, M, N) float32 schedules.
+    """
+    batch = lam.shape[0]
+    blocks = max(1, -(-batch // BLOCK_SIZE))
+    size = batch if blocks == 1 else BLOCK_SIZE
+    pad = blocks * size - batch
+
+    def to_blocks(x):  # (B, ...) -> (blocks, ..., size), zero-padded (a padded QP has no arrivals)
+        if pad:
+            x = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)])
+        return jnp.moveaxis(x.reshape((blocks, size) + x.shape[1:]), 1, -1)
+
+    def solve_block(args):
+        return _interior_point_block(*args, num_iterations=num_iterations, tolerance=tolerance)
+
+    args = tuple(to_blocks(x) for x in (lam, D, w, mask, init))
+    out = solve_block(tuple(x[0] for x in args))[None] if blocks == 1 else jax.lax.map(solve_block, args)
+    out = jnp.moveaxis(out, -1, 1).reshape((blocks * size,) + out.shape[1:-1])
+    return out[:batch]
+
+
+def _broadcast_unbatched(axis_size, in_batched, args):
+    return [x if batched else jnp.broadcast_to(x, (axis_size,) + x.shape) for x, batched in zip(args, in_batched)]
+
+
+@functools.lru_cache(maxsize=None)
+def _batched_solver(num_iterations: int, tolerance: float):
+    """``(lam (B, M), D, w, mask, init) -> (B, M, N)``; under ``vmap`` the new batch axis is
+    merged into B, so any nesting of ``vmap``s is one flat batch of blocks."""
+
+    @custom_vmap
+    def solve(lam, D, w, mask, init):
+        return _solve_batch(lam, D, w, mask, init, num_iterations, tolerance)
+
+    @solve.def_vmap
+    def solve_vmap(axis_size, in_batched, *args):
+        args = _broadcast_unbatched(axis_size, in_batched, args)
+        inner = args[0].shape[1]
+        out = solve(*(x.reshape((axis_size * inner,) + x.shape[2:]) for x in args))
+        return out.reshape((axis_size, inner) + out.shape[1:]), True
+
+    return solve
+
+
+@functools.lru_cache(maxsize=None)
+def _single_solver(num_iterations: int, tolerance: float):
+    """One QP; under ``vmap`` the batch goes to ``_batched_solver`` (batch-minor blocks)."""
+    batched = _batched_solver(num_iterations, tolerance)
+
+    @custom_vmap
+    def solve(lam, D, w, mask, init):
+        return batched(lam[None], D[None], w[None], mask[None], init[None])[0]
+
+    @solve.def_vmap
+    def solve_vmap(axis_size, in_batched, *args):
+        return batched(*_broadcast_unbatched(axis_size, in_batched, args)), True
+
+    return solve
+
+
+def solve_qp_jax(lam, D, w, mask, *, num_iterations: int = DEFAULT_ITERATIONS, init=None,
+                 tolerance: float = GAP_TOLERANCE):
+    """Solves eq. (13) by a primal-dual interior-point method with a per-QP certificate.
+
+    Pure JAX, float32, jittable. Under ``jax.vmap`` (any nesting) the QPs are solved together
+    in batch-minor blocks of ``BLOCK_SIZE``, each block stopping when all its QPs are certified
+    within ``tolerance`` (relative Frank-Wolfe gap) or ``num_iterations`` is reached; the
+    unbatched call is a block of one, the same code. Not differentiable (``custom_vmap``).
+    Rows with no arrivals get the best reply of an infinitesimal task: equal shares of the
+    masked nodes of least marginal delay ``D_{m,n} + 2 w_n load_n``.
 
     Args:
         lam: (M,) arrivals, >= 0.
-        D: (M, M + 1) load-free delay (s).
+        D: (M, M + 1) load-free delay (s), >= 0.
         w: (M + 1,) load coefficient (s per task), >= 0.
         mask: (M, M + 1) bool feasible nodes; cloud column True.
-        num_iterations: static number of FISTA iterations.
-        init: optional (M, M + 1) warm start (e.g. the previous slot's schedule).
+        num_iterations: static cap on the interior-point iterations.
+        init: optional (M, M + 1) candidate schedule (e.g. the previous slot's): cleaned to the
+            mask, it is returned instead when its objective is lower, and a candidate already
+            certified optimal ends the solve at once.
+        tolerance: static relative certificate at which a QP stops.
 
     Returns:
         pi: (M, M + 1) float32 schedule; rows on the simplex, 0 off the mask.
+
+    Raises:
+        ValueError: on shapes that do not match (M,), (M, M+1), (M+1,), (M, M+1).
     """
     lam = jnp.asarray(lam, jnp.float32)
     D = jnp.asarray(D, jnp.float32)
     w = jnp.asarray(w, jnp.float32)
     mask = jnp.asarray(mask, bool)
-    active = lam > 0
-    if init is None:
-        # Start from the cheapest load-free node of each row.
-        best = jnp.argmin(jnp.where(mask, D, jnp.inf), axis=-1)
-        init = jax.nn.one_hot(best, D.shape[-1], dtype=jnp.float32)
-    scale = 1.0 / _column_curvature(lam, D, w, mask)
-    y0 = project_scaled_simplex(lam[:, None] * jnp.asarray(init, jnp.float32), lam, mask)
-
-    def body(_, carry):
-        y, z, t = carry
-        grad = D + 2.0 * w * jnp.sum(z, axis=0)
-        y_next = project_scaled_simplex(z - scale * grad, lam, mask, scale)
-        # Gradient restart (O'Donoghue & Candes 2015): drop momentum when it points uphill.
-        restart = jnp.sum((z - y_next) * (y_next - y)) > 0.0
-        t_next = jnp.where(restart, 1.0, 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t)))
-        beta = jnp.where(restart, 0.0, (t - 1.0) / t_next)
-        return y_next, y_next + beta * (y_next - y), t_next
-
-    y, _, _ = jax.lax.fori_loop(0, num_iterations, body, (y0, y0, jnp.ones((), jnp.float32)), unroll=4)
-    load = jnp.sum(y, axis=0)
-    reply = jnp.argmin(jnp.where(mask, D + 2.0 * w * load, jnp.inf), axis=-1)
-    pi_idle = jax.nn.one_hot(reply, D.shape[-1], dtype=jnp.float32)
-    pi = y / jnp.where(active, lam, 1.0)[:, None]
-    pi = pi / jnp.maximum(jnp.sum(pi, axis=-1, keepdims=True), 1e-30)
-    return jnp.where(active[:, None], pi, pi_idle)
+    m = lam.shape[0] if lam.ndim == 1 else -1
+    if lam.ndim != 1 or D.shape != (m, m + 1) or w.shape != (m + 1,) or mask.shape != (m, m + 1):
+        raise ValueError(f"solve_qp_jax: shapes lam={lam.shape}, D={D.shape}, w={w.shape}, mask={mask.shape}; "
+                         f"expected (M,), (M, M+1), (M+1,), (M, M+1)")
+    init = jnp.zeros(D.shape, jnp.float32) if init is None else jnp.asarray(init, jnp.float32)
+    if init.shape != D.shape:
+        raise ValueError(f"solve_qp_jax: init has shape {init.shape}; expected {D.shape}")
+    return _single_solver(int(num_iterations), float(tolerance))(lam, D, w, mask, init)
 
 
 # ----------------------------------------------------------------------------- CVXPY
