@@ -114,7 +114,7 @@ def runner_layout(trainer: Any) -> tuple[type, tuple[str, ...]]:
     from agents.ttosc import ddqn
 
     if isinstance(trainer.config, ppo.PPOConfig):
-        return ppo.RunnerState, ("env_state", "obs", "episode_return")
+        return ppo.RunnerState, ("env_state", "obs", "hidden", "first", "episode_return")
     if isinstance(trainer.config, ddqn.DDQNConfig):
         return ddqn.RunnerState, ("env_state", "observation", "episode_return")
     raise TypeError(f"trainer with config {type(trainer.config).__name__} is not supported: "

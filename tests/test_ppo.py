@@ -1,4 +1,6 @@
-"""PPO maths: GAE scan vs a plain loop (truncation and termination), the clipped loss by hand."""
+"""PPO maths: GAE scan vs a plain loop (truncation and termination), the clipped loss by hand;
+recurrent perception: the rollout vs the network stepped by hand, restarts at episode
+boundaries, the training re-run vs the rollout, evaluation, no recompilation, a tiny run."""
 
 import chex
 import jax
@@ -6,8 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.stper.baselines import cpn_greedy, cpn_random
-from agents.stper.ppo import compute_gae, explained_variance, ppo_loss_terms
+from agents.stper import networks as nets
+from agents.stper.baselines import cpn_greedy, cpn_random, rollout_cpn
+from agents.stper.ppo import (PPOConfig, compute_gae, episode_carry, explained_variance, make_trainer, network_policy,
+                              ppo_loss_terms)
 from jaxcpn.cpn import CPNConfig, GreenCPN
 
 
@@ -100,3 +104,164 @@ def test_baselines_never_invalid(policy):
     assert actions.dtype == jnp.int32 and actions.shape == (12, 32, 7)
     assert int(actions.min()) >= 0 and int(actions.max()) < 5
     assert not bool(invalid.any())
+
+
+# ---------------------------------------------------------------------------- recurrent perception
+def recurrent_config(num_steps: int, **overrides) -> PPOConfig:
+    """A tiny STPer (GCN + recurrent LSTMs): 3 envs, episodes of 4 slots, ``num_steps`` per rollout."""
+    return PPOConfig(**{**dict(variant="stper", num_nodes=4, num_users=4, window=4, episode_length=4, num_envs=3,
+                               num_steps=num_steps, num_updates=2, update_epochs=1, num_minibatches=1, embed_dim=8,
+                               lstm_hidden=8, fusion_hidden=(16,), head_hidden=(16,)), **overrides})
+
+
+def hand_rollout(trainer, runner, traj):
+    """The rollout's network outputs, stepped by hand: env by env, slot by slot, in Python.
+
+    Replays ``traj``'s actions with the rollout's key schedule (so auto-resets draw the same
+    start hours); at an episode's first slot the LSTMs burn in over its window, then every
+    slot advances them once (eqs. 18-20).
+    """
+    network, variables, env, params = trainer.network, runner.train_state.params, trainer.env, trainer.env_params
+    burn_in = jax.jit(lambda obs: network.apply(variables, obs, method=nets.STPerNetwork.burn_in))
+    advance = jax.jit(lambda carry, obs: network.apply(variables, carry, obs, method=nets.STPerNetwork.advance))
+    head = jax.jit(lambda obs, carry: network.apply(variables, obs, nets.temporal_features(carry), params.adjacency,
+                                                    method=nets.STPerNetwork.head))
+    step = jax.jit(env.step)
+    num_steps, num_envs = traj.reward.shape
+    out = {name: np.zeros((num_steps, num_envs)) for name in ("log_prob", "value", "final_value", "first")}
+    out["start_hidden"] = [[None] * num_envs for _ in range(num_steps)]
+    keys = [runner.key]
+    for _ in range(num_steps):
+        key, _, key_step = jax.random.split(keys[-1], 3)
+        keys[-1] = jax.random.split(key_step, num_envs)
+        keys.append(key)
+    for b in range(num_envs):
+        pick = lambda tree: jax.tree.map(lambda x: x[b], tree)  # noqa: E731
+        obs, state, carry, first = pick(runner.obs), pick(runner.env_state), pick(runner.hidden), bool(runner.first[b])
+        for t in range(num_steps):
+            out["first"][t, b] = first
+            if first:
+                carry = burn_in(obs)
+            out["start_hidden"][t][b] = carry
+            carry = advance(carry, obs)
+            logits, value = head(obs, carry)
+            action = traj.action[t, b]
+            out["log_prob"][t, b], out["value"][t, b] = nets.log_prob(logits, action), value
+            obs, state, _, terminated, truncated, info = step(keys[t][b], state, action, params)
+            first = bool(terminated | truncated)
+            if first:
+                out["final_value"][t, b] = head(info["final_observation"], advance(carry, info["final_observation"]))[1]
+    return out
+
+
+@pytest.fixture(scope="module", params=[8, 6], ids=["aligned", "unaligned"])
+def recurrent_rollouts(request):
+    """Two consecutive rollouts of a fresh runner: with 8 steps each is two whole episodes (the
+    static schedule); with 6 the second starts mid-episode (the any(first) branches)."""
+    trainer = make_trainer(recurrent_config(request.param))
+    runner = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    rollout = jax.jit(trainer.rollout)
+    middle, first_traj = rollout(runner)
+    end, second_traj = rollout(middle)
+    return trainer, [(runner, first_traj), (middle, second_traj)], end
+
+
+def test_recurrent_rollout_equals_hand_stepped_network(recurrent_rollouts):
+    trainer, rollouts, _ = recurrent_rollouts
+    for runner, traj in rollouts:
+        hand = hand_rollout(trainer, runner, traj)
+        np.testing.assert_allclose(traj.log_prob, hand["log_prob"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(traj.value, hand["value"], rtol=1e-5, atol=1e-5)
+        done = np.asarray(traj.truncation | traj.termination)
+        assert done.any()
+        np.testing.assert_allclose(np.where(done, traj.final_value, 0.0), hand["final_value"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(traj.first, hand["first"])
+
+
+def test_hidden_state_restarts_at_episode_boundaries(recurrent_rollouts):
+    trainer, rollouts, _ = recurrent_rollouts
+    config, episode_length = trainer.config, trainer.env.config.episode_length
+    for index, (runner, traj) in enumerate(rollouts):
+        steps = index * config.num_steps + np.arange(config.num_steps)  # since the fresh runner
+        np.testing.assert_array_equal(traj.first, np.broadcast_to((steps % episode_length == 0)[:, None], traj.first.shape))
+        hand = hand_rollout(trainer, runner, traj)
+        for t in np.flatnonzero(np.asarray(traj.first[:, 0])):
+            for b in range(config.num_envs):  # the states before an episode's first slot are its burn-in alone
+                stored = jax.tree.map(lambda x: x[t, b], traj.hidden)
+                chex.assert_trees_all_close(stored, hand["start_hidden"][t][b], rtol=1e-5, atol=1e-6)
+        if index == 0:  # a fresh runner's zero states never reach a decision
+            assert bool(traj.first[0].all())
+
+
+def test_training_sequences_reproduce_the_rollout(recurrent_rollouts):
+    """The loss's re-run of the LSTMs over [T, M] sequences from the stored states gives the
+    rollout's log-probabilities and values at the rollout's parameters (ratio 1)."""
+    trainer, rollouts, _ = recurrent_rollouts
+    network, params = trainer.network, trainer.env_params
+    for runner, traj in rollouts:
+        variables = runner.train_state.params
+        temporal = nets.advance_sequence(network, variables, traj.hidden, traj.obs, traj.first)
+        merge = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+        logits, values = nets.policy_outputs(network, variables, (), jax.tree.map(merge, traj.obs), params.adjacency,
+                                             merge(temporal))
+        np.testing.assert_allclose(nets.log_prob(logits, merge(traj.action)), merge(traj.log_prob), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(values, merge(traj.value), rtol=1e-5, atol=1e-5)
+
+
+def test_network_policy_replays_the_recurrent_state(recurrent_rollouts):
+    """Evaluation rebuilds the LSTM states from the episode's start: equal to stepping them."""
+    trainer, rollouts, _ = recurrent_rollouts
+    network, env, params = trainer.network, trainer.env, trainer.env_params
+    variables = rollouts[0][0].train_state.params
+    obs, state = env.reset(jax.random.PRNGKey(11), params)
+    carry = network.apply(variables, obs, method=nets.STPerNetwork.burn_in)
+    replayed = jax.jit(lambda s: episode_carry(network, variables, env, s, params))
+    policy = jax.jit(lambda s: network_policy(network, variables)(None, env, s, params))
+    for _ in range(env.config.episode_length):
+        carry = network.apply(variables, carry, obs, method=nets.STPerNetwork.advance)
+        chex.assert_trees_all_close(replayed(state), carry, rtol=1e-5, atol=1e-6)
+        logits, _ = network.apply(variables, obs, nets.temporal_features(carry), params.adjacency,
+                                  method=nets.STPerNetwork.head)
+        np.testing.assert_array_equal(policy(state), np.argmax(logits, -1))
+        action = jnp.asarray(np.arange(4) % 4, jnp.int32)
+        obs, state, *_ = env.step_env(jax.random.PRNGKey(0), state, action, params)
+
+
+def test_no_recompilation_across_chunks():
+    chex.clear_trace_counter()
+    trainer = make_trainer(recurrent_config(4))
+    chunk = jax.jit(chex.assert_max_traces(trainer.train_chunk, n=1), static_argnums=1)
+    start = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    runner = start
+    for _ in range(3):
+        runner, metrics = chunk(runner, 1)
+    jax.tree.map(lambda a, b: chex.assert_equal(a.dtype, b.dtype) or chex.assert_equal(a.shape, b.shape), start, runner)
+    chex.assert_tree_all_finite(metrics)
+    assert int(runner.update) == 3
+
+
+@pytest.mark.timeout(300)
+def test_tiny_recurrent_training_beats_random():
+    config = PPOConfig(variant="stper", num_nodes=4, num_users=4, window=6, episode_length=6, num_envs=16, num_steps=6,
+                       num_updates=40, num_minibatches=2, learning_rate=3e-3, embed_dim=8, lstm_hidden=16,
+                       fusion_hidden=(32,), head_hidden=(32,))
+    assert config.recurrent
+    trainer = make_trainer(config)
+    runner, metrics = jax.jit(trainer.train)(jax.random.PRNGKey(0))
+    env, params, key = trainer.env, trainer.env_params, jax.random.PRNGKey(7)
+    random_profit = float(rollout_cpn(cpn_random, env, params, key, 64)["profit"].mean())
+    policy = network_policy(trainer.network, runner.train_state.params)
+    trained = float(jax.jit(lambda k: rollout_cpn(policy, env, params, k, 64))(key)["profit"].mean())
+    assert trained > 1.2 * random_profit > 0, (trained, random_profit)
+    returns = np.asarray(metrics["episode_return"])
+    assert returns[-5:].mean() > returns[:5].mean()
+
+
+def test_recurrent_config_checks():
+    with pytest.raises(ValueError, match="perception"):
+        PPOConfig(perception="nope")
+    with pytest.raises(ValueError, match="num_minibatches=4 is invalid: must divide num_envs = 6"):
+        PPOConfig(num_envs=6, num_steps=2, num_minibatches=4)
+    PPOConfig(num_envs=6, num_steps=2, num_minibatches=4, perception="window")  # samples, not environments
+    PPOConfig(variant="stper-m", num_envs=6, num_steps=2, num_minibatches=4)  # no LSTM: samples
+    assert PPOConfig().recurrent and not PPOConfig(perception="window").recurrent

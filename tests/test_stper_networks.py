@@ -1,4 +1,5 @@
-"""STPer networks: output shapes per variant, no recompilation, GCN layer vs dense maths."""
+"""STPer networks: output shapes per variant, no recompilation, GCN layer vs dense maths, the
+recurrent LSTMs (eqs. 18-20) vs a NumPy LSTM stepped slot by slot."""
 
 import chex
 import jax
@@ -6,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from agents.stper import networks as nets
 from agents.stper.networks import VARIANTS, GCNLayer, STPerNetwork, batch_apply, dense_graph, entropy, log_prob
 from jaxcpn.cpn import CPNConfig, GreenCPN
 
@@ -35,15 +37,29 @@ def test_shapes_and_no_recompilation(variant, env_and_obs):
     def forward(variables, obs):
         return batch_apply(net, variables, obs, params.adjacency)
 
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def recurrent(variables, carry, obs, first):
+        carry = nets.restart(net, variables, carry, obs, first, jnp.any(first))
+        carry = nets.batch_advance(net, variables, carry, obs)
+        return carry, nets.policy_outputs(net, variables, carry, obs, params.adjacency)
+
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
     keys = jax.random.split(jax.random.PRNGKey(2), 3)
-    for _ in range(3):
+    carry, first = nets.zero_carry(net, (3,)), jnp.ones(3, bool)
+    for t in range(3):
         logits, value = forward(variables, obs)
         chex.assert_shape(logits, (3, 5, 4))
         chex.assert_shape(value, (3,))
         chex.assert_tree_all_finite((logits, value))
+        carry, (rec_logits, rec_value) = recurrent(variables, carry, obs, first)
+        chex.assert_equal_shape([rec_logits, logits])
+        chex.assert_equal_shape([rec_value, value])
+        if t == 0 or variant == "stper-m":  # the first slot (or no LSTM): the two perceptions agree
+            np.testing.assert_allclose(rec_logits, logits, rtol=1e-5, atol=1e-6)
         action = jnp.argmax(logits, -1).astype(jnp.int32)
         obs, state, *_ = step(keys, state, action, params)
+        first = jnp.zeros(3, bool)
 
 
 def test_gcn_layer_equals_dense():
@@ -77,3 +93,72 @@ def test_bad_variant():
     obs, _ = env.reset(jax.random.PRNGKey(0), env.default_params)
     with pytest.raises(ValueError, match="variant"):
         net.init(jax.random.PRNGKey(0), obs, env.default_params.adjacency)
+
+
+def numpy_lstm(cell, carry, x):
+    """One step of Flax's OptimizedLSTMCell from its parameters (float64): ``(c, h)``."""
+    sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    c, h = (np.asarray(a, np.float64) for a in carry)
+
+    def gate(name):
+        kernel_x, hidden = np.asarray(cell[f"i{name}"]["kernel"]), cell[f"h{name}"]
+        return x @ kernel_x + h @ np.asarray(hidden["kernel"]) + np.asarray(hidden["bias"])
+
+    c = sigmoid(gate("f")) * c + sigmoid(gate("i")) * np.tanh(gate("g"))
+    return c, sigmoid(gate("o")) * np.tanh(c)
+
+
+@pytest.mark.parametrize("variant", ["stper", "stper-l"])
+def test_recurrent_lstms_step_slot_by_slot(variant):
+    """h(t) = LSTM(x(t), h(t-1)) (eqs. 18-20): burn-in over the first window's W - 1 earlier slots,
+    then one step per slot, equals a NumPy LSTM run over the whole series W - 1 + t + 1 slots long."""
+    env = GreenCPN(CONFIG)
+    params = env.default_params
+    obs, state = env.reset(jax.random.PRNGKey(5), params)
+    net = STPerNetwork(num_nodes=4, num_users=5, variant=variant, lstm_hidden=8, fusion_hidden=(16,), head_hidden=(8,))
+    variables = net.init(jax.random.PRNGKey(1), obs, params.adjacency)
+    burn_in = jax.jit(lambda o: net.apply(variables, o, method=STPerNetwork.burn_in))
+    advance = jax.jit(lambda c, o: net.apply(variables, c, o, method=STPerNetwork.advance))
+    window = CONFIG.window
+    series = dict(price=list(np.asarray(obs.price_window)[:, None]), hydro=list(np.asarray(obs.hydro_window)),
+                  demand=list(np.asarray(obs.demand_window) / net.workload_scale))
+    carry = burn_in(obs)
+    for t in range(CONFIG.episode_length):
+        if t:
+            obs, state, *_ = env.step(jax.random.PRNGKey(0), state, jnp.zeros(5, jnp.int32), params)
+            series["price"].append(np.asarray(obs.price_window)[-1:])
+            series["hydro"].append(np.asarray(obs.hydro_window)[-1])
+            series["demand"].append(np.asarray(obs.demand_window)[-1] / net.workload_scale)
+        carry = advance(carry, obs)
+        for name in ("price", "hydro", "demand"):
+            assert len(series[name]) == window + t
+            expected = (np.zeros(8), np.zeros(8))
+            for x in series[name]:
+                expected = numpy_lstm(variables["params"][f"lstm_{name}"], expected, np.asarray(x, np.float64))
+            np.testing.assert_allclose(getattr(carry, name)[1], expected[1], rtol=2e-5, atol=2e-6, err_msg=f"{name} t={t}")
+    # the window encoder at the first slot is the same LSTM over the same W slots
+    first_obs, _ = env.reset(jax.random.PRNGKey(5), params)
+    temporal = nets.temporal_features(advance(burn_in(first_obs), first_obs))
+    head = net.apply(variables, first_obs, temporal, params.adjacency, method=STPerNetwork.head)
+    chex.assert_trees_all_close(head, net.apply(variables, first_obs, params.adjacency), rtol=1e-5, atol=1e-6)
+
+
+def test_current_slot_keeps_what_advance_and_head_read():
+    env = GreenCPN(CONFIG)
+    params = env.default_params
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(0), 2), params)
+    net = STPerNetwork(num_nodes=4, num_users=5, lstm_hidden=8, fusion_hidden=(16,), head_hidden=(8,))
+    variables = net.init(jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], obs), params.adjacency)
+    slim = nets.current_slot(obs)
+    assert slim.price_window.shape == (2, 1) and slim.hydro_window.shape == (2, 1, 4)
+    carry = nets.restart(net, variables, nets.zero_carry(net, (2,)), obs, jnp.ones(2, bool))
+    whole = nets.policy_outputs(net, variables, nets.batch_advance(net, variables, carry, obs), obs, params.adjacency)
+    cut = nets.policy_outputs(net, variables, nets.batch_advance(net, variables, carry, slim), slim, params.adjacency)
+    chex.assert_trees_all_close(whole, cut, rtol=1e-6, atol=1e-7)
+
+
+def test_bad_perception():
+    env = GreenCPN(CONFIG)
+    obs, _ = env.reset(jax.random.PRNGKey(0), env.default_params)
+    with pytest.raises(ValueError, match="perception"):
+        STPerNetwork(num_nodes=4, num_users=5, perception="nope").init(jax.random.PRNGKey(0), obs, env.default_params.adjacency)

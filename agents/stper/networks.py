@@ -3,7 +3,7 @@
 One module, :class:`STPerNetwork`, covers the paper's three learned variants:
 
 - ``"stper"``: GCN over per-node demand (eqs. 16-17) + three LSTMs over the price, per-node
-  hydro and per-node demand windows (eqs. 18-20) + the current observation, concatenated and
+  hydro and per-node demand series (eqs. 18-20) + the current observation, concatenated and
   fused by an MLP (section IV-B3);
 - ``"stper-l"``: the same without the GNN;
 - ``"stper-m"``: neither GNN nor LSTM: an MLP on the current observation only.
@@ -11,6 +11,14 @@ One module, :class:`STPerNetwork`, covers the paper's three learned variants:
 Every variant sees the same "current observation" vector (current task workloads, per-node
 demand, price and hydro discount, node features, time features), so the ablations remove the
 spatial / temporal feature extractors and nothing else.
+
+Two perceptions of the LSTM variants share all parameters: **recurrent** (the default, eqs.
+18-20 as written, ``h(t) = LSTM(x(t), h(t-1))``): the LSTM states are carried from slot to slot,
+initialised at an episode's first slot by a burn-in over the observation's look-back window, so
+each later slot costs one LSTM step (:func:`restart`, :func:`batch_advance`,
+:func:`advance_sequence`, :func:`policy_outputs`); and
+**window**: the LSTMs re-run over the whole window of every observation from zero states (the
+module's ``__call__``), ``W`` times the work.
 
 The module takes **one** (unbatched) :class:`~jaxcpn.cpn.CPNObservation` and the ``(N, N)``
 adjacency of the instance; batch it with ``jax.vmap(network.apply, in_axes=(None, 0, None))``
@@ -24,7 +32,8 @@ flags are in [0, 1]-ish ranges and enter unchanged.
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -35,6 +44,7 @@ import numpy as np
 from jaxcpn.cpn import CPNObservation
 
 VARIANTS = ("stper", "stper-l", "stper-m")
+PERCEPTIONS = ("recurrent", "window")
 
 
 def dense_graph(adjacency: jax.Array) -> jraph.GraphsTuple:
@@ -69,8 +79,12 @@ def dense_graph(adjacency: jax.Array) -> jraph.GraphsTuple:
 class GCNLayer(nn.Module):
     """One graph convolution ``sigma(D^-1/2 (A + I) D^-1/2 H W)`` (eq. 16, Kipf & Welling).
 
-    Messages run over the weighted edges of :func:`dense_graph`; ``D`` is the degree matrix of
-    ``A + I`` (edge-weight sums), so zero-weight pairs contribute nothing.
+    The normalised weights of the edges of :func:`dense_graph` (``D`` is the degree matrix of
+    ``A + I``, edge-weight sums, so zero-weight pairs contribute nothing) are gathered into an
+    ``(N, N)`` propagation matrix that multiplies ``H W``. The matrix depends on the graph only,
+    so under a ``vmap`` over observations it is built once and the batched work is two matmuls
+    (a per-edge gather and scatter of batched messages is several times slower, mostly in its
+    gradient).
 
     Attributes:
         features: output width of ``W``.
@@ -88,9 +102,9 @@ class GCNLayer(nn.Module):
         degree = jax.ops.segment_sum(weights, graph.receivers, num_segments=num_nodes)
         inv_sqrt = jax.lax.rsqrt(jnp.maximum(degree, 1e-12))
         norm = weights * inv_sqrt[graph.senders] * inv_sqrt[graph.receivers]
+        propagation = jnp.zeros((num_nodes, num_nodes), norm.dtype).at[graph.receivers, graph.senders].add(norm)
         transformed = nn.Dense(self.features, use_bias=False, name="W")(node_features)
-        messages = norm[:, None] * transformed[graph.senders]
-        out = jax.ops.segment_sum(messages, graph.receivers, num_segments=num_nodes)
+        out = propagation @ transformed
         return out if self.activation is None else self.activation(out)
 
 
@@ -106,22 +120,78 @@ class MLP(nn.Module):
         return x
 
 
-def _last_hidden(hidden: int, sequence: jax.Array, name: str) -> jax.Array:
-    """Final LSTM hidden state over a ``(W, F)`` window (eqs. 18-20)."""
-    rnn = nn.RNN(nn.OptimizedLSTMCell(hidden, name=name), return_carry=True, name=f"{name}_rnn")
-    (_, last), _ = rnn(sequence)
-    return last
+class PerceptionCarry(NamedTuple):
+    """States ``(c, h)`` of the three LSTMs of eqs. (18)-(20), each ``(H,)`` (batched ``(B, H)``)."""
+
+    price: tuple[jax.Array, jax.Array]
+    hydro: tuple[jax.Array, jax.Array]
+    demand: tuple[jax.Array, jax.Array]
+
+
+def _run_cell(cell: nn.Module, carry, inputs: jax.Array):
+    """Runs an LSTM ``cell`` over inputs ``(L, F)`` from ``carry``; returns the final carry."""
+    scan = nn.scan(lambda cell, carry, x: cell(carry, x), variable_broadcast="params",
+                   split_rngs={"params": False})
+    carry, _ = scan(cell, carry, inputs)
+    return carry
+
+
+def is_recurrent(network: "STPerNetwork") -> bool:
+    """Whether ``network`` carries LSTM states from slot to slot (it has LSTMs and
+    ``perception == "recurrent"``)."""
+    return network.variant != "stper-m" and network.perception == "recurrent"
+
+
+def zero_carry(network: "STPerNetwork", batch_shape: tuple[int, ...] = ()) -> PerceptionCarry | tuple:
+    """All-zero LSTM states ``batch_shape + (H,)`` float32, or ``()`` for a network that is not
+    :func:`is_recurrent` (nothing to carry)."""
+    if not is_recurrent(network):
+        return ()
+    zeros = lambda: jnp.zeros(batch_shape + (network.lstm_hidden,), jnp.float32)  # noqa: E731
+    return PerceptionCarry(*((zeros(), zeros()) for _ in PerceptionCarry._fields))
+
+
+def temporal_features(carry: PerceptionCarry) -> jax.Array:
+    """``h_i || h_alpha || h_r`` ``(..., 3H)`` of LSTM states (the inputs of the fusion)."""
+    return jnp.concatenate([carry.price[1], carry.hydro[1], carry.demand[1]], axis=-1)
+
+
+def current_slot(obs: CPNObservation) -> CPNObservation:
+    """``obs`` with each window cut to its last (current) slot: all that :meth:`STPerNetwork.advance`
+    and :meth:`STPerNetwork.head` read, so recurrent training stores and shuffles ``W`` times
+    less. Works on any leading batch shape."""
+    return obs.replace(price_window=obs.price_window[..., -1:], hydro_window=obs.hydro_window[..., -1:, :],
+                       demand_window=obs.demand_window[..., -1:, :])
 
 
 class STPerNetwork(nn.Module):
     """Actor-critic of STPer and its ablations for one CPN observation.
 
+    Methods (all on one unbatched observation; see :func:`batch_apply`, :func:`restart`,
+    :func:`batch_advance`, :func:`advance_sequence` and :func:`policy_outputs` for batches):
+
+    - ``__call__(obs, adjacency)``: the **window encoder**: the LSTMs run over the observation's
+      ``W``-slot windows from zero states (``advance(burn_in(obs), obs)``), then :meth:`head`.
+      It is also the forward of ``stper-m`` and the one ``init`` uses (it creates every parameter).
+    - ``burn_in(obs)`` and ``advance(carry, obs)``: **recurrent perception**, eqs. (18)-(20) as
+      written, ``h(t) = LSTM(x(t), h(t-1))``. At an episode's first observation ``burn_in``
+      runs the LSTMs over the ``W - 1`` slots of its window before the current one; every
+      observation then advances the states by its own (current) slot, so the first decision
+      sees all ``W`` slots and each later one costs one LSTM step.
+    - ``head(obs, temporal, adjacency)``: GCN, fusion MLP, actor and critic on the current
+      observation and the LSTMs' hidden states.
+
+    Both perceptions share every parameter; ``perception`` only tells evaluation code
+    (:func:`agents.stper.ppo.network_policy`) which one the network was trained with. At an
+    episode's first slot they compute the same thing.
+
     Attributes:
         num_nodes: ``N``; num_users: ``U``.
         variant: ``"stper"`` | ``"stper-l"`` | ``"stper-m"`` (see the module docstring).
+        perception: ``"recurrent"`` | ``"window"`` (ignored by ``stper-m``, which has no LSTM).
         embed_dim: ``d``, width of the per-node demand embedding and of the GCN layers (eq. 17).
         gcn_layers: number of graph convolutions (eq. 16).
-        lstm_hidden: hidden size of each of the three LSTMs (eqs. 18-20).
+        lstm_hidden: hidden size ``H`` of each of the three LSTMs (eqs. 18-20).
         fusion_hidden: widths of the fusion MLP applied to the concatenation (section IV-B3).
         head_hidden: widths of the separate actor and critic MLPs on the fused feature.
         workload_scale: TFLOP dividing workloads and demands; power_scale: TFLOPS dividing power.
@@ -130,6 +200,7 @@ class STPerNetwork(nn.Module):
     num_nodes: int
     num_users: int
     variant: str = "stper"
+    perception: str = "recurrent"
     embed_dim: int = 16
     gcn_layers: int = 2
     lstm_hidden: int = 32
@@ -138,21 +209,51 @@ class STPerNetwork(nn.Module):
     workload_scale: float = 2.0
     power_scale: float = 10.0
 
-    @nn.compact
-    def __call__(self, obs: CPNObservation, adjacency: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Policy logits and state value of one observation.
+    def setup(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"STPerNetwork.variant={self.variant!r} is invalid: must be one of {VARIANTS}")
+        if self.perception not in PERCEPTIONS:
+            raise ValueError(f"STPerNetwork.perception={self.perception!r} is invalid: must be one of {PERCEPTIONS}")
+        if self.variant != "stper-m":
+            self.lstm_price = nn.OptimizedLSTMCell(self.lstm_hidden)  # eq. (18)
+            self.lstm_hydro = nn.OptimizedLSTMCell(self.lstm_hidden)  # eq. (19)
+            self.lstm_demand = nn.OptimizedLSTMCell(self.lstm_hidden)  # eq. (20)
+        if self.variant == "stper":
+            self.demand_embed = MLP((self.embed_dim,))  # x_n
+            self.gcn = [GCNLayer(self.embed_dim) for _ in range(self.gcn_layers)]  # eq. (16)
+        self.fusion = MLP(tuple(self.fusion_hidden))  # h(t), section IV-B3
+        self.actor = MLP(tuple(self.head_hidden))
+        self.logits = nn.Dense(self.num_users * self.num_nodes, kernel_init=nn.initializers.orthogonal(0.01))
+        self.critic = MLP(tuple(self.head_hidden))
+        self.value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))
+
+    def _lstm_inputs(self, obs: CPNObservation):
+        """The windows feeding eqs. (18)-(20): price ``(W, 1)``, hydro and demand ``(W, N)``."""
+        return obs.price_window[:, None], obs.hydro_window, obs.demand_window / self.workload_scale
+
+    def burn_in(self, obs: CPNObservation) -> PerceptionCarry:
+        """LSTM states after the window's slots before the current one (``W - 1``), from zero states."""
+        cells = (self.lstm_price, self.lstm_hydro, self.lstm_demand)
+        zero = (jnp.zeros((self.lstm_hidden,), jnp.float32),) * 2
+        return PerceptionCarry(*(_run_cell(cell, zero, x[:-1]) for cell, x in zip(cells, self._lstm_inputs(obs))))
+
+    def advance(self, carry: PerceptionCarry, obs: CPNObservation) -> PerceptionCarry:
+        """LSTM states advanced by the current slot (the last entry of each window)."""
+        cells = (self.lstm_price, self.lstm_hydro, self.lstm_demand)
+        return PerceptionCarry(*(cell(state, x[-1])[0] for cell, state, x in zip(cells, carry, self._lstm_inputs(obs))))
+
+    def head(self, obs: CPNObservation, temporal: jax.Array | None, adjacency: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Policy logits and state value from the current observation and the LSTM features.
 
         Args:
-            obs: one unbatched :class:`CPNObservation`.
+            obs: one unbatched :class:`CPNObservation` (only its current slot is read).
+            temporal: ``(3H,)`` :func:`temporal_features`, or ``None`` for ``stper-m``.
             adjacency: ``(N, N)`` bool topology (``params.adjacency``).
 
         Returns:
             ``(logits, value)``: ``(U, N)`` float32 logits of independent categoricals over each
             user's destination, and a scalar float32 value.
         """
-        if self.variant not in VARIANTS:
-            raise ValueError(f"STPerNetwork.variant={self.variant!r} is invalid: must be one of {VARIANTS}")
-        demand_window = obs.demand_window / self.workload_scale
         node_features = obs.node_features * jnp.asarray([1.0 / self.power_scale, 1.0, 1.0], jnp.float32)
         current = jnp.concatenate(
             [
@@ -165,32 +266,110 @@ class STPerNetwork(nn.Module):
             ]
         )
         parts = [current]
-        if self.variant in ("stper", "stper-l"):
-            h_price = _last_hidden(self.lstm_hidden, obs.price_window[:, None], "lstm_price")  # eq. (18)
-            h_hydro = _last_hidden(self.lstm_hidden, obs.hydro_window, "lstm_hydro")  # eq. (19)
-            h_demand = _last_hidden(self.lstm_hidden, demand_window, "lstm_demand")  # eq. (20)
-            parts += [h_price, h_hydro, h_demand]
+        if self.variant != "stper-m":
+            parts.append(temporal)
         if self.variant == "stper":
             graph = dense_graph(adjacency)
-            h = MLP((self.embed_dim,), name="demand_embed")(obs.node_demand[:, None] / self.workload_scale)  # x_n
-            for layer in range(self.gcn_layers):
-                h = GCNLayer(self.embed_dim, name=f"gcn_{layer}")(graph, h)  # eq. (16)
+            h = self.demand_embed(obs.node_demand[:, None] / self.workload_scale)
+            for layer in self.gcn:
+                h = layer(graph, h)
             parts.append(h.reshape(-1))  # h_g, eq. (17): node order kept
-        fused = MLP(tuple(self.fusion_hidden), name="fusion")(jnp.concatenate(parts))  # h(t)
-        actor = MLP(tuple(self.head_hidden), name="actor")(fused)
-        logits = nn.Dense(self.num_users * self.num_nodes, kernel_init=nn.initializers.orthogonal(0.01), name="logits")(actor)
-        critic = MLP(tuple(self.head_hidden), name="critic")(fused)
-        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(critic)
+        fused = self.fusion(jnp.concatenate(parts))
+        logits = self.logits(self.actor(fused))
+        value = self.value(self.critic(fused))
         return logits.reshape(self.num_users, self.num_nodes), value[0]
+
+    def __call__(self, obs: CPNObservation, adjacency: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Logits ``(U, N)`` and value ``()`` of one observation with the window encoder."""
+        temporal = None if self.variant == "stper-m" else temporal_features(self.advance(self.burn_in(obs), obs))
+        return self.head(obs, temporal, adjacency)
 
 
 def batch_apply(network: STPerNetwork, variables, obs: CPNObservation, adjacency: jax.Array):
-    """Applies ``network`` to a batch of observations with leading shape ``(B,)``.
+    """Applies ``network`` (the window encoder) to a batch of observations with leading shape ``(B,)``.
 
     Returns:
         ``(logits (B, U, N), value (B,))``.
     """
     return jax.vmap(network.apply, in_axes=(None, 0, None))(variables, obs, adjacency)
+
+
+def restart(network: STPerNetwork, variables, carry, obs: CPNObservation, first: jax.Array,
+            may_start: jax.Array | bool = True):
+    """LSTM states before the current slots of a batch: :meth:`STPerNetwork.burn_in` where
+    ``first`` (an episode's first observation), else ``carry``.
+
+    The ``W - 1``-step burn-in runs under ``lax.cond(may_start, ...)``: pass a predicate that is
+    False at steps where no episode starts (a scan index under a ``vmap`` stays unbatched, so
+    the cond stays a branch); a Python bool decides at trace time.
+
+    Args:
+        carry: :class:`PerceptionCarry` ``(B, H)`` leaves, the states after the previous slot.
+        obs: ``(B,)`` batched observations; first: ``(B,)`` bool.
+        may_start: ``()`` bool, False only if no ``first`` is set.
+
+    Returns:
+        :class:`PerceptionCarry` ``(B, H)``; ``carry`` (``()``) unchanged for a network that is
+        not :func:`is_recurrent`.
+    """
+    if not is_recurrent(network):
+        return carry
+
+    def started(carry):
+        burnt = jax.vmap(functools.partial(network.apply, method=STPerNetwork.burn_in), in_axes=(None, 0))(variables, obs)
+        return jax.tree.map(lambda s, c: jnp.where(first[:, None], s, c), burnt, carry)
+
+    if isinstance(may_start, bool):
+        return started(carry) if may_start else carry
+    return jax.lax.cond(may_start, started, lambda carry: carry, carry)
+
+
+def batch_advance(network: STPerNetwork, variables, carry, obs: CPNObservation):
+    """:meth:`STPerNetwork.advance` of a ``(B,)`` batch by each observation's current slot (eqs.
+    18-20); ``()`` unchanged for a network that is not :func:`is_recurrent`."""
+    if not is_recurrent(network):
+        return carry
+    advance = jax.vmap(functools.partial(network.apply, method=STPerNetwork.advance), in_axes=(None, 0, 0))
+    return advance(variables, carry, obs)
+
+
+def advance_sequence(network: STPerNetwork, variables, start: PerceptionCarry, obs: CPNObservation,
+                     first: jax.Array) -> jax.Array:
+    """LSTM features after every observation of ``M`` sequences of ``T`` steps (one scan).
+
+    Each step advances the previous step's states by its slot, except where ``first`` (and at
+    step 0), which start from ``start``: the states before that slot as the rollout computed
+    them (:func:`restart`). Only :meth:`STPerNetwork.advance` runs, so ``obs`` may be
+    :func:`current_slot` observations.
+
+    Args:
+        start: :class:`PerceptionCarry` ``[T, M, H]``, read where ``first`` and at step 0.
+        obs: ``[T, M]`` batched observations; first: ``[T, M]`` bool.
+
+    Returns:
+        ``[T, M, 3H]`` :func:`temporal_features` of the states after each step's slot (only the
+        hidden states leave the scan).
+    """
+
+    def step(carry, inputs):
+        start, obs, first = inputs
+        carry = jax.tree.map(lambda s, c: jnp.where(first[:, None], s, c), start, carry)
+        carry = batch_advance(network, variables, carry, obs)
+        return carry, temporal_features(carry)
+
+    return jax.lax.scan(step, jax.tree.map(lambda x: x[0], start), (start, obs, first))[1]
+
+
+def policy_outputs(network: STPerNetwork, variables, carry, obs: CPNObservation, adjacency: jax.Array,
+                   temporal: jax.Array | None = None):
+    """``(logits (B, U, N), value (B,))`` of a batch: from the LSTM states ``carry`` after the
+    current slots (:func:`batch_advance`), or their ``temporal`` features ``(B, 3H)`` if given,
+    when :func:`is_recurrent`; else from the window encoder / MLP (``carry`` unused)."""
+    if not is_recurrent(network):
+        return batch_apply(network, variables, obs, adjacency)
+    temporal = temporal_features(carry) if temporal is None else temporal
+    head = jax.vmap(functools.partial(network.apply, method=STPerNetwork.head), in_axes=(None, 0, 0, None))
+    return head(variables, obs, temporal, adjacency)
 
 
 def log_prob(logits: jax.Array, action: jax.Array) -> jax.Array:

@@ -15,9 +15,27 @@ Choices (documented in docs/model.md, section on the STPer agent):
   orthogonally-initialised critic fits quickly. Advantages are also normalised per minibatch.
   Logged returns and profits are always unscaled.
 - **Truncation vs termination.** Episodes of the CPN end by truncation; the value target of a
-  truncated step bootstraps from ``V(info["final_observation"])`` (the pre-reset observation),
-  computed in the rollout. Termination (supported, never produced by this env) stops the
-  bootstrap. Either ends the GAE trace.
+  truncated step bootstraps from ``V(info["final_observation"])`` (the pre-reset observation).
+  Termination (supported, never produced by this env) stops the bootstrap. Either ends the GAE
+  trace. ``V(s'_t)`` of a step that does not end an episode is the next step's ``V(s_{t+1})``,
+  so the rollout evaluates the network on ``final_observation`` only under a ``lax.cond`` at
+  steps where an episode ends.
+- **Recurrent perception** (``perception="recurrent"``, the default of STPer and STPer-L): the
+  three LSTMs carry their states from slot to slot (eqs. 18-20); at an episode's first
+  observation a burn-in over the ``W - 1`` slots of its window before the current one
+  initialises them. The rollout stores, per step, the states before the step's slot
+  (``Transition.hidden``; after the burn-in where ``Transition.first``) and only the windows'
+  current slots. The loss re-runs the LSTMs over each minibatch's sequences (minibatches are
+  whole environments, as in PureJaxRL's ``ppo_rnn``), restarting from the stored states at
+  episode starts: the burn-in's states come from the rollout's parameters and pass no gradient
+  (R2D2's stored-state burn-in), every slot of the episode itself does.
+  ``perception="window"`` re-encodes every observation's window instead (W times the work).
+- **Static episode schedule.** Episodes of the CPN all last ``episode_length`` slots and start
+  together, so when ``num_steps`` is a multiple of ``episode_length`` every rollout starts an
+  episode at steps ``0, T, 2T, ...`` and ends one at ``T - 1, 2T - 1, ...``; the burn-in and the
+  bootstrap branch on the scan index there, which stays a true branch under ``jax.vmap`` over
+  seeds or instances. Otherwise they branch on ``any(first)`` / ``any(done)`` (a ``vmap`` then
+  turns the branch into a select that computes both sides).
 - **Policy.** Independent categoricals over each user's destination; the joint log-probability
   and entropy are sums over users.
 """
@@ -26,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +61,8 @@ class PPOConfig:
 
     variant: str = "stper"
     """Network variant: stper (GCN + LSTM), stper-l (no GNN) or stper-m (MLP on the current observation)."""
+    perception: Literal["recurrent", "window"] = "recurrent"
+    """LSTM perception: recurrent (states carried slot to slot, eqs. 18-20) or window (re-run over each window)."""
     num_nodes: int = 10
     """Compute nodes N of the CPN instance."""
     num_users: int = 10
@@ -100,11 +120,23 @@ class PPOConfig:
                 raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: must be >= 1")
         if not self.learning_rate > 0:
             raise ValueError(f"PPOConfig.learning_rate={self.learning_rate!r} is invalid: must be > 0")
+        if self.perception not in nets.PERCEPTIONS:
+            raise ValueError(f"PPOConfig.perception={self.perception!r} is invalid: must be one of {nets.PERCEPTIONS}")
+        if self.recurrent and self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"PPOConfig.num_minibatches={self.num_minibatches} is invalid: must divide num_envs = "
+                f"{self.num_envs} with recurrent perception (a minibatch is whole environments' sequences)"
+            )
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError(
                 f"PPOConfig.num_minibatches={self.num_minibatches} is invalid: must divide "
                 f"num_envs * num_steps = {self.num_envs * self.num_steps}"
             )
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the network carries LSTM states through the rollout (an LSTM variant, recurrent perception)."""
+        return self.variant != "stper-m" and self.perception == "recurrent"
 
     @property
     def env_config(self) -> CPNConfig:
@@ -119,6 +151,10 @@ class RunnerState(NamedTuple):
         train_state: network parameters and Adam state.
         env_state: ``(B,)`` batched :class:`CPNState`.
         obs: ``(B,)`` batched current observation.
+        hidden: LSTM states after the slot before ``obs``'s
+            (:class:`~agents.stper.networks.PerceptionCarry`, ``(B, H)`` leaves; ignored where
+            ``first``), ``()`` without recurrent perception.
+        first: ``(B,)`` bool, ``obs`` is an episode's first observation.
         episode_return: ``(B,)`` float32 unscaled return of each running episode so far.
         key: ``uint32[2]`` PRNG key.
         update: ``()`` int32 number of updates done.
@@ -127,6 +163,8 @@ class RunnerState(NamedTuple):
     train_state: TrainState
     env_state: CPNState
     obs: CPNObservation
+    hidden: Any
+    first: jax.Array
     episode_return: jax.Array
     key: jax.Array
     update: jax.Array
@@ -160,13 +198,21 @@ class PPOHyperparams(NamedTuple):
 
 
 class Transition(NamedTuple):
-    """One rollout step of ``B`` environments (leaves ``(B, ...)``; stacked ``(T, B, ...)``)."""
+    """One rollout step of ``B`` environments (leaves ``(B, ...)``; stacked ``(T, B, ...)``).
+
+    With recurrent perception ``obs`` holds only the current slot of each window
+    (:func:`~agents.stper.networks.current_slot`) and ``hidden`` the LSTM states before it
+    (after the burn-in where ``first``); otherwise ``obs`` is whole and ``hidden`` is ``()``.
+    ``final_value`` is ``V(info["final_observation"])`` where the step ended an episode, else 0.
+    """
 
     obs: CPNObservation
+    first: jax.Array
+    hidden: Any
     action: jax.Array
     log_prob: jax.Array
     value: jax.Array
-    next_value: jax.Array
+    final_value: jax.Array
     reward: jax.Array
     termination: jax.Array
     truncation: jax.Array
@@ -192,6 +238,9 @@ class Trainer(NamedTuple):
     train: Callable[..., tuple[RunnerState, dict]]
     """``train(key, hparams=None, env_params=None)``; ``env_params`` (same config, any
     values) replaces the trainer's instance, so it can be ``vmap``ped over a params leaf."""
+    rollout: Callable[..., tuple[RunnerState, "Transition"]]
+    """``rollout(runner, env_params=None) -> (runner, [T, B] transitions)``: an update's rollout
+    with the runner's parameters (for tests and diagnostics)."""
 
 
 # ---------------------------------------------------------------------------- maths kernels
@@ -285,7 +334,7 @@ def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
 def make_network(config: PPOConfig) -> nets.STPerNetwork:
     """The STPer network of ``config``."""
     return nets.STPerNetwork(
-        num_nodes=config.num_nodes, num_users=config.num_users, variant=config.variant,
+        num_nodes=config.num_nodes, num_users=config.num_users, variant=config.variant, perception=config.perception,
         embed_dim=config.embed_dim, gcn_layers=config.gcn_layers, lstm_hidden=config.lstm_hidden,
         fusion_hidden=tuple(config.fusion_hidden), head_hidden=tuple(config.head_hidden),
     )
@@ -314,11 +363,25 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
     num_envs, num_steps = config.num_envs, config.num_steps
     batch_size = num_envs * num_steps
     minibatch_size = batch_size // config.num_minibatches
+    envs_per_minibatch = num_envs // config.num_minibatches
+    episode_length = env.config.episode_length
+    # Every episode lasts episode_length slots and all start together at init, so with whole
+    # episodes per rollout the starts and ends sit at fixed steps of every rollout.
+    aligned = num_steps % episode_length == 0
     default_params = jax.tree.map(jnp.asarray, env_params)  # NumPy leaves cannot be indexed by tracers
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def apply(variables, obs, adjacency):
-        return nets.batch_apply(network, variables, obs, adjacency)
+    def may_start(step, first: jax.Array):
+        """``()`` bool: an episode may start at ``step`` (of an episode when ``aligned``, else of
+        the rollout; a Python int gives a Python bool); ``first``: ``(B,)``."""
+        return step % episode_length == 0 if aligned else jnp.any(first)
+
+    def outputs(variables, hidden, obs, adjacency):
+        """LSTM states after ``obs``'s slot (``hidden``: before it) and ``(logits (B, U, N), value (B,))``."""
+        hidden = nets.batch_advance(network, variables, hidden, obs)
+        return hidden, nets.policy_outputs(network, variables, hidden, obs, adjacency)
+
+    stored_obs = nets.current_slot if config.recurrent else (lambda obs: obs)
 
     if config.anneal_lr:
         learning_rate = optax.linear_schedule(
@@ -336,32 +399,80 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         variables = network.init(key_net, one_obs, env_params.adjacency)
         train_state = TrainState.create(apply_fn=network.apply, params=variables, tx=tx)
         return RunnerState(
-            train_state=train_state, env_state=env_state, obs=obs,
-            episode_return=jnp.zeros((num_envs,), jnp.float32), key=key, update=jnp.zeros((), jnp.int32),
+            train_state=train_state, env_state=env_state, obs=obs, hidden=nets.zero_carry(network, (num_envs,)),
+            first=jnp.ones((num_envs,), bool), episode_return=jnp.zeros((num_envs,), jnp.float32), key=key,
+            update=jnp.zeros((), jnp.int32),
         )
 
-    def rollout_step(carry, _, env_params: CPNParams):
-        train_state, env_state, obs, episode_return, key = carry
-        key, key_action, key_step = jax.random.split(key, 3)
-        logits, value = apply(train_state.params, obs, env_params.adjacency)
+    def rollout_step(runner: RunnerState, step, env_params: CPNParams, bootstrap: bool | None):
+        """One env step of the batch; ``bootstrap`` says whether an episode ends here (True:
+        evaluate ``V(final_observation)``, False: no episode ends, None: branch on ``any(done)``).
+
+        Using ``final_observation`` at all costs about as much as the env step (it is not
+        otherwise materialised), so only steps that may end an episode touch it.
+        """
+        variables, adjacency = runner.train_state.params, env_params.adjacency
+        key, key_action, key_step = jax.random.split(runner.key, 3)
+        start = nets.restart(network, variables, runner.hidden, runner.obs, runner.first,
+                             may_start(step, runner.first))
+        hidden, (logits, value) = outputs(variables, start, runner.obs, adjacency)
         action = nets.sample(key_action, logits)
         next_obs, env_state, reward, terminated, truncated, info = step_env(
-            jax.random.split(key_step, num_envs), env_state, action, env_params
+            jax.random.split(key_step, num_envs), runner.env_state, action, env_params
         )
-        _, next_value = apply(train_state.params, info["final_observation"], env_params.adjacency)
         done = jnp.logical_or(terminated, truncated)
-        episode_return = episode_return + reward
+
+        def final_value(final):  # the episode's next slot: advance, never restart
+            _, (_, value) = outputs(variables, hidden, final, adjacency)
+            return value
+
+        if bootstrap is None:
+            final_value = jax.lax.cond(jnp.any(done), final_value, lambda _: jnp.zeros_like(value),
+                                       info["final_observation"])
+        else:
+            final_value = final_value(info["final_observation"]) if bootstrap else jnp.zeros_like(value)
+        episode_return = runner.episode_return + reward
         transition = Transition(
-            obs=obs, action=action, log_prob=nets.log_prob(logits, action), value=value,
-            next_value=next_value, reward=reward, termination=terminated, truncation=truncated,
+            obs=stored_obs(runner.obs), first=runner.first, hidden=start, action=action, log_prob=nets.log_prob(logits, action), value=value,
+            final_value=final_value,
+            reward=reward, termination=terminated, truncation=truncated,
             profit=reward, delay=info["delay"].mean(-1), miss=info["deadline_miss"].mean(-1),
             finished_return=jnp.where(done, episode_return, 0.0),
         )
-        episode_return = jnp.where(done, 0.0, episode_return)
-        return (train_state, env_state, next_obs, episode_return, key), transition
+        runner = runner._replace(env_state=env_state, obs=next_obs, hidden=hidden, first=done,
+                                 episode_return=jnp.where(done, 0.0, episode_return), key=key)
+        return runner, transition
 
-    def loss_fn(params, batch, advantages, targets, clip_eps, ent_coef, adjacency):
-        logits, values = apply(params, batch.obs, adjacency)
+    def rollout(runner: RunnerState, env_params: CPNParams | None = None) -> tuple[RunnerState, Transition]:
+        """``num_steps`` steps of the batch: ``[T, B]`` transitions.
+
+        When ``aligned`` a scan over episodes, each a scan over its first ``episode_length - 1``
+        steps then its last step (the only one that bootstraps), so no step branches on
+        ``final_observation``; otherwise one scan whose steps branch on ``any(done)``.
+        """
+        env_params = default_params if env_params is None else env_params
+        if not aligned:
+            step = functools.partial(rollout_step, env_params=env_params, bootstrap=None)
+            return jax.lax.scan(step, runner, jnp.arange(num_steps))
+
+        def episode(runner, _):
+            step = functools.partial(rollout_step, env_params=env_params, bootstrap=False)
+            runner, body = jax.lax.scan(step, runner, jnp.arange(episode_length - 1))
+            runner, last = rollout_step(runner, episode_length - 1, env_params, bootstrap=True)
+            return runner, jax.tree.map(lambda b, x: jnp.concatenate([b, x[None]]), body, last)
+
+        runner, traj = jax.lax.scan(episode, runner, None, length=num_steps // episode_length)
+        return runner, jax.tree.map(lambda x: x.reshape((num_steps,) + x.shape[2:]), traj)
+
+    def loss_fn(params, batch: Transition, advantages, targets, clip_eps, ent_coef, adjacency):
+        """PPO loss of a minibatch: ``[M]`` samples, or ``[T, M]`` sequences with recurrent
+        perception (the LSTMs re-run over them from the stored episode-start states)."""
+        temporal = None
+        if config.recurrent:
+            temporal = nets.advance_sequence(network, params, batch.hidden, batch.obs, batch.first)
+            merge = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [T, M, ...] -> [T * M, ...]
+            temporal, batch, advantages, targets = jax.tree.map(merge, (temporal, batch, advantages, targets))
+        logits, values = nets.policy_outputs(network, params, (), batch.obs, adjacency, temporal)
         normalised = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return ppo_loss_terms(
             new_log_prob=nets.log_prob(logits, batch.action), old_log_prob=batch.log_prob,
@@ -371,6 +482,24 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         )
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def minibatches(key: jax.Array, traj: Transition, advantages, targets):
+        """Shuffled ``(batch, advantages, targets)`` with leading axis ``num_minibatches``: ``[M]``
+        samples, or with recurrent perception the ``(num_minibatches, M)`` environment indices
+        of each minibatch (``[T, M]`` sequences, gathered by :func:`gather_envs`)."""
+        if config.recurrent:
+            return jax.random.permutation(key, num_envs).reshape(config.num_minibatches, envs_per_minibatch)
+        permutation = jax.random.permutation(key, batch_size)
+        flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), (traj, advantages, targets))
+        return jax.tree.map(
+            lambda x: jnp.take(x, permutation, axis=0).reshape((config.num_minibatches, minibatch_size) + x.shape[1:]),
+            flat,
+        )
+
+    def gather_envs(data, envs: jax.Array):
+        """``[T, M, ...]`` sequences of environments ``envs`` ``(M,)`` from ``[T, B, ...]`` leaves
+        (gathered per minibatch: no transpose of the whole rollout)."""
+        return jax.tree.map(lambda x: jnp.take(x, envs, axis=1), data)
 
     def apply_scaled_gradients(train_state: TrainState, grads, lr_factor) -> TrainState:
         """``apply_gradients`` with the Adam update scaled by ``lr_factor`` (a dynamic learning rate)."""
@@ -393,39 +522,38 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
             clip_eps, ent_coef, gae_lambda = config.clip_eps, config.ent_coef, config.gae_lambda
         else:
             clip_eps, ent_coef, gae_lambda = hparams.clip_eps, hparams.ent_coef, hparams.gae_lambda
-        carry = (runner.train_state, runner.env_state, runner.obs, runner.episode_return, runner.key)
-        (train_state, env_state, obs, episode_return, key), traj = jax.lax.scan(
-            functools.partial(rollout_step, env_params=env_params), carry, None, length=num_steps
-        )
+        runner, traj = rollout(runner, env_params)
+        if aligned:  # the last step always ends an episode: its V(s') is the final_value
+            last_value = jnp.zeros((num_envs,), jnp.float32)
+        else:
+            variables = runner.train_state.params
+            start = nets.restart(network, variables, runner.hidden, runner.obs, runner.first, jnp.any(runner.first))
+            _, (_, last_value) = outputs(variables, start, runner.obs, env_params.adjacency)
+        done = traj.termination | traj.truncation
+        next_values = jnp.where(done, traj.final_value, jnp.concatenate([traj.value[1:], last_value[None]]))
         advantages, targets = compute_gae(
-            traj.reward * config.reward_scale, traj.value, traj.next_value, traj.termination,
+            traj.reward * config.reward_scale, traj.value, next_values, traj.termination,
             traj.truncation, config.gamma, gae_lambda,
         )
 
         def epoch(carry, _):
             train_state, key = carry
             key, key_perm = jax.random.split(key)
-            permutation = jax.random.permutation(key_perm, batch_size)
-            flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), (traj, advantages, targets))
-            shuffled = jax.tree.map(
-                lambda x: jnp.take(x, permutation, axis=0).reshape((config.num_minibatches, minibatch_size) + x.shape[1:]),
-                flat,
-            )
 
             def minibatch(train_state, batch):
-                transitions, adv, tgt = batch
+                transitions, adv, tgt = gather_envs((traj, advantages, targets), batch) if config.recurrent else batch
                 (_, aux), grads = grad_fn(train_state.params, transitions, adv, tgt, clip_eps, ent_coef,
                                            env_params.adjacency)
                 if hparams is None:
                     return train_state.apply_gradients(grads=grads), aux
                 return apply_scaled_gradients(train_state, grads, hparams.learning_rate / config.learning_rate), aux
 
-            train_state, aux = jax.lax.scan(minibatch, train_state, shuffled)
+            train_state, aux = jax.lax.scan(minibatch, train_state, minibatches(key_perm, traj, advantages, targets))
             return (train_state, key), aux
 
-        (train_state, key), aux = jax.lax.scan(epoch, (train_state, key), None, length=config.update_epochs)
-        finished = traj.termination | traj.truncation
-        num_finished = finished.sum()
+        (train_state, key), aux = jax.lax.scan(epoch, (runner.train_state, runner.key), None,
+                                               length=config.update_epochs)
+        num_finished = done.sum()
         metrics = dict(
             episode_return=jnp.where(num_finished > 0, traj.finished_return.sum() / jnp.maximum(num_finished, 1), jnp.nan),
             slot_profit=traj.profit.mean(),
@@ -434,8 +562,7 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
             explained_variance=explained_variance(traj.value, targets),
             **jax.tree.map(jnp.mean, aux),
         )
-        runner = RunnerState(train_state, env_state, obs, episode_return, key, runner.update + 1)
-        return runner, metrics
+        return runner._replace(train_state=train_state, key=key, update=runner.update + 1), metrics
 
     def train_chunk(runner: RunnerState, num_updates: int, hparams: PPOHyperparams | None = None,
                     env_params: CPNParams | None = None) -> tuple[RunnerState, dict]:
@@ -448,7 +575,7 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         if given, else the trainer's instance)."""
         return train_chunk(init(key, env_params), config.num_updates, hparams, env_params)
 
-    return Trainer(config, env, default_params, network, init, update, train_chunk, train)
+    return Trainer(config, env, default_params, network, init, update, train_chunk, train, rollout)
 
 
 def make_train(config: PPOConfig) -> Callable[[jax.Array], tuple[RunnerState, dict]]:
@@ -457,16 +584,48 @@ def make_train(config: PPOConfig) -> Callable[[jax.Array], tuple[RunnerState, di
 
 
 # ---------------------------------------------------------------------------- evaluation
+def episode_carry(network: nets.STPerNetwork, variables: Any, env: GreenCPN, state: CPNState,
+                  params: CPNParams) -> nets.PerceptionCarry:
+    """The LSTM states a recurrent rollout holds at ``state``, after its current slot.
+
+    Replays the episode so far: the burn-in of the first observation, then one
+    :meth:`~agents.stper.networks.STPerNetwork.advance` per slot up to ``state.time``.
+    Exact because an observation of the CPN is a function of ``(start, time, params)`` alone
+    (:meth:`GreenCPN.get_obs`); costs ``episode_length`` observations and LSTM steps.
+
+    Args:
+        state: one unbatched :class:`CPNState`.
+    """
+    times = jnp.arange(env.config.episode_length, dtype=jnp.int32)
+    history = jax.vmap(lambda time: env.get_obs(state.replace(time=time), params))(times)
+    carry = network.apply(variables, jax.tree.map(lambda x: x[0], history), method=nets.STPerNetwork.burn_in)
+
+    def replay(carry, inputs):
+        time, obs = inputs
+        advanced = network.apply(variables, carry, obs, method=nets.STPerNetwork.advance)
+        return jax.tree.map(lambda a, c: jnp.where(time <= state.time, a, c), advanced, carry), None
+
+    carry, _ = jax.lax.scan(replay, carry, (times, history))
+    return carry
+
+
 def network_policy(network: nets.STPerNetwork, variables: Any, deterministic: bool = True):
     """Wraps trained ``variables`` as a baseline-style ``policy(key, env, state, params)``.
 
     The observation is rebuilt from the state with ``env.get_obs`` so the trained policy runs
-    in :func:`agents.stper.baselines.rollout_cpn` beside Random, Greedy and Oracle.
+    in :func:`agents.stper.baselines.rollout_cpn` beside Random, Greedy and Oracle. A recurrent
+    network's LSTM states are rebuilt from the episode's start (:func:`episode_carry`), so the
+    policy stays a function of the state and decides as it did in training.
     ``deterministic`` takes each user's most likely destination, else samples.
     """
 
     def policy(key, env, state, params):
-        logits, _ = network.apply(variables, env.get_obs(state, params), params.adjacency)
+        obs = env.get_obs(state, params)
+        if nets.is_recurrent(network):
+            temporal = nets.temporal_features(episode_carry(network, variables, env, state, params))
+            logits, _ = network.apply(variables, obs, temporal, params.adjacency, method=nets.STPerNetwork.head)
+        else:
+            logits, _ = network.apply(variables, obs, params.adjacency)
         if deterministic:
             return jnp.argmax(logits, axis=-1).astype(jnp.int32)
         return nets.sample(key, logits)
