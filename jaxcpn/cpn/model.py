@@ -172,8 +172,9 @@ def fifo_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch
     time its next hop reaches its link), and each step serves the earliest (``argmin``, so ties
     go to the lowest index) at ``max(ready, link free)``. Serving it cannot create an event
     earlier than itself (transmissions take positive time), so the events are served in time
-    order, which is the FIFO queue of every link. The loop stops when every task has arrived,
-    after as many steps as hops are used (not the padded ``U * H``).
+    order, which is the FIFO queue of every link. The loop stops when every task has arrived:
+    its length is the number of hops used, rounded up to a multiple of ``U`` (under ``vmap``, the
+    largest in the batch), not the padded ``U * H``.
 
     Args:
         routes: ``(U, H + 1)`` int32 node sequences (padded with the destination).
