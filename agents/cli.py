@@ -26,6 +26,10 @@ JOBS = {
     "scan-stper": ("agents.stper.scan", "main", "PPO hyperparameter grid x seeds as one vmapped program"),
     "scan-ttosc": ("agents.ttosc.scan", "main", "DDQN hyperparameter grid x seeds as one vmapped program"),
     "evaluate-cpn": ("agents.stper.evaluate", "main", "Random, Greedy and Oracle on one CPN instance"),
+    "evaluate-stper": ("agents.stper.evaluate", "evaluate_run_main",
+                       "a saved train-stper run against the baselines, on its own or another instance; --render"),
+    "evaluate-ttosc": ("agents.ttosc.evaluate", "main",
+                       "a saved train-ttosc run against the baselines, on its own or another instance; --render"),
     "plot-stper-curves": ("agents.stper.train", "plot_main", "learning curves of train-stper run folders"),
 }
 

@@ -73,6 +73,17 @@ def test_train_on_real_files_record_them_and_train_longer(exports, tmp_path):
     assert longer[:5] == rows and len(longer) == 1 + 6
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["num_updates"] for h in history] == [4, 6]
+    # the saved run, evaluated again from its checkpoint, reproduces its own summary; and pictures
+    from agents.stper import evaluate as evaluate_stper
+
+    assert evaluate_stper.evaluate_run_main(["--run", str(run), "--out", str(tmp_path / "eval.json"),
+                                             "--render", str(tmp_path / "pictures")]) == 0
+    again = json.loads((tmp_path / "eval.json").read_text())["results"]
+    assert again == json.loads((run / "summary.json").read_text())["results"]
+    assert (tmp_path / "pictures" / "slot.png").stat().st_size > 1000
+    assert (tmp_path / "pictures" / "episode.gif").read_bytes()[:3] == b"GIF"
+    with pytest.raises(FileExistsError):                          # nothing saved is overwritten
+        evaluate_stper.evaluate_run_main(["--run", str(run), "--out", str(tmp_path / "eval.json")])
     with pytest.raises(ValueError, match="a run can be trained longer, not shorter"):
         train_stper.main(["--resume", str(run), "--num-updates", "2"])
     hydro_file = Path(hydro_file)

@@ -47,6 +47,15 @@ def test_interrupted_run_resumes_and_reports(tmp_path, monkeypatch):
 
     scalars = runs.read_tensorboard(run_dir)                    # TensorBoard scalars, across the resume
     assert sorted(step for step, _ in scalars["reward/seed_1"]) == list(range(1, total + 1))
+    # the saved agents, evaluated again from the checkpoint, reproduce the run's own numbers
+    from agents.ttosc import evaluate
+
+    assert evaluate.main(["--run", str(run_dir), "--out", str(tmp_path / "eval.json"),
+                          "--render", str(tmp_path / "pictures")]) == 0
+    again = json.loads((tmp_path / "eval.json").read_text())
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert again["results"]["TTOSC"]["mean_delay"] == saved["results"]["TTOSC"]["mean_delay"]
+    assert (tmp_path / "pictures" / "episode.gif").stat().st_size > 1000
     assert (run_dir / "convergence.png").stat().st_size > 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["results"]["TTOSC"]["mean_delay"]) == 2

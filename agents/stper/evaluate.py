@@ -1,19 +1,27 @@
-"""The CPN baseline evaluation (``jaxcpn evaluate-cpn``): Random, Greedy, Oracle on one instance.
+"""Evaluation jobs of STPer: the baselines on one instance, and a saved run against them.
 
-    jaxcpn evaluate-cpn                   # default instance, 256 parallel episodes
+    jaxcpn evaluate-cpn                   # Random, Greedy, Oracle: default instance, 256 parallel episodes
     jaxcpn evaluate-cpn --kappa 3e-4 --num-envs 1024
+    jaxcpn evaluate-stper --run runs/stper-stper-<stamp>                 # reproduces the run's summary
+    jaxcpn evaluate-stper --run RUN --kappa 1e-4 --render pictures/     # another instance, and pictures
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
+from pathlib import Path
+from typing import Annotated
 
 import jax
+import numpy as np
 import tyro
 
 from agents.stper.baselines import CPN_POLICIES, rollout_cpn
+from agents.stper.instance import InstanceArgs
+from agents.stper.train import TrainConfig, evaluate, format_table, instance_params
 from jaxcpn.cpn import CPNConfig, GreenCPN, generate_instance, validate_params
 
 
@@ -70,4 +78,81 @@ def evaluate_baselines(args: Args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """``jaxcpn evaluate-cpn``."""
     evaluate_baselines(tyro.cli(Args, args=sys.argv[1:] if argv is None else argv))
+    return 0
+
+
+# ----------------------------------------------------------------------------- a saved run
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArgs:
+    """Evaluate a train-stper run folder (its last or a chosen checkpoint) against the baselines."""
+
+    run: Path
+    """Run folder of `jaxcpn train-stper`."""
+    step: int | None = None
+    """Checkpoint (update) to evaluate; default the last one."""
+    instance: Annotated[InstanceArgs, tyro.conf.OmitArgPrefixes] = InstanceArgs()
+    """Another instance or series to evaluate on (--price-csv ..., --kappa ...); default the run's own."""
+    instance_seed: int | None = None
+    """Instance seed; default the run's."""
+    eval_episodes: int | None = None
+    """Evaluation episodes; default the run's (then the numbers reproduce its summary.json)."""
+    eval_seed: int | None = None
+    """Seed of the evaluation episodes; default the run's."""
+    render: Path | None = None
+    """Write pictures here: the first slot of an episode (PNG) and the episode (GIF) of seed 0's policy."""
+    out: Path | None = None
+    """Write the results as JSON to this file (must not exist)."""
+
+
+def restore_run(run_dir: Path, step: int | None = None, config: TrainConfig | None = None):
+    """``(config, trainer_config, runner)`` of a train-stper run folder at checkpoint ``step``."""
+    from agents import checkpoint, runs, sharding
+    from agents.seeds import seed_keys
+    from agents.stper.ppo import make_trainer
+
+    config = runs.load_run_config("train-stper", TrainConfig, run_dir) if config is None else config
+    trainer = make_trainer(config.ppo, env_params=instance_params(config))
+    init, _ = sharding.sharded_trainer_fns(trainer, sharding.make_mesh(1), 1, num_seeds=config.num_seeds)
+    target = init(np.asarray(seed_keys(config.seed, config.num_seeds)))
+    runner, done = checkpoint.restore_checkpoint(Path(run_dir) / "checkpoints", target, step)
+    return config, runner, done
+
+
+def evaluate_run_main(argv: list[str] | None = None) -> int:
+    """``jaxcpn evaluate-stper``: a saved run's policy and the baselines on the same episodes."""
+    from agents import runs
+    from agents.stper.ppo import make_trainer, network_policy
+
+    args = tyro.cli(RunArgs, args=sys.argv[1:] if argv is None else argv, description=RunArgs.__doc__)
+    if args.out is not None and args.out.exists():
+        raise FileExistsError(f"--out={str(args.out)!r} exists: choose another file (nothing was overwritten)")
+    config = runs.load_run_config("train-stper", TrainConfig, args.run)
+    config, runner, done = restore_run(args.run, args.step, config)
+    own = args.instance == InstanceArgs() and args.instance_seed in (None, config.ppo.instance_seed)
+    evaluated = dataclasses.replace(
+        config, instance=config.instance if own else args.instance,
+        ppo=dataclasses.replace(config.ppo, instance_seed=config.ppo.instance_seed if args.instance_seed is None
+                                else args.instance_seed),
+        eval_episodes=args.eval_episodes or config.eval_episodes,
+        eval_seed=config.eval_seed if args.eval_seed is None else args.eval_seed)
+    params = instance_params(evaluated)
+    results = evaluate(evaluated, runner, env_params=params)
+    print(f"{args.run} at update {done}" + ("" if own else " on another instance") + ":\n")
+    print(format_table(evaluated, results))
+    if args.out is not None:
+        args.out.write_text(json.dumps(dict(run=str(args.run), update=done, results=results), indent=2))
+    if args.render is not None:
+        from jaxcpn.cpn import viewer
+
+        trainer = make_trainer(config.ppo, env_params=params)
+        policy = network_policy(trainer.network, jax.tree.map(lambda x: x[0], runner.train_state.params))
+        act = jax.jit(lambda key, state: policy(key, trainer.env, state, params))
+        args.render.mkdir(parents=True, exist_ok=True)
+        key = jax.random.PRNGKey(evaluated.eval_seed)
+        _, state = trainer.env.reset(key, params)
+        viewer.render_slot(trainer.env, params, state, act(key, state)).savefig(args.render / "slot.png", dpi=110)
+        viewer.render_episode(trainer.env, params, key, lambda k, o, s: act(k, s), args.render / "episode.gif")
+        print(f"wrote {args.render / 'slot.png'} and {args.render / 'episode.gif'}")
     return 0
