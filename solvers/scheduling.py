@@ -134,6 +134,42 @@ def _cholesky_solve(factor, b: jax.Array) -> jax.Array:
     return jnp.stack(u)
 
 
+def _water_filling(lam, D, w, allowed):
+    """Each row's exact schedule if it were the only row with arrivals (batch-minor).
+
+    Alone, row m minimises ``sum_n (lam D_n y_n / lam + w_n y_n^2)`` over flows ``y >= 0``,
+    ``sum y = lam``: the marginal delay ``D_n + 2 w_n y_n`` equals a level ``t`` on the nodes
+    used. With ``s_n = 1 / (2 w_n)`` on the load-dependent nodes, ``t`` is the least of the
+    candidate levels ``(lam + sum_{D_i <= D_j} s_i D_i) / sum_{D_i <= D_j} s_i`` over those nodes
+    (each is the level of one support and none lies below the true one) and of the delay of the
+    cheapest load-free node (the cloud), which takes the rest. Sort-free: pairwise comparisons
+    over the N nodes.
+
+    Args:
+        lam: (M, B). D: (M, N, B). w: (N, B). allowed: (M, N, B) bool.
+
+    Returns:
+        (M, N, B) schedules, rows on the simplex for rows with arrivals.
+    """
+    n = D.shape[1]
+    quadratic = allowed & (w[None] > 0)
+    linear = allowed & (w[None] <= 0)
+    s = jnp.where(quadratic, 0.5 / jnp.where(quadratic, w[None], 1.0), 0.0)
+    weight, weighted_delay = jnp.zeros_like(D), jnp.zeros_like(D)
+    for i in range(n):  # add node i to the candidate of every node j at or above it
+        below = D[:, i:i + 1] <= D
+        weight = weight + jnp.where(below, s[:, i:i + 1], 0.0)
+        weighted_delay = weighted_delay + jnp.where(below, (s * D)[:, i:i + 1], 0.0)
+    levels = jnp.where(quadratic, (lam[:, None] + weighted_delay) / jnp.maximum(weight, 1e-30), jnp.inf)
+    cloud = jnp.min(jnp.where(linear, D, jnp.inf), axis=1)
+    level = jnp.minimum(jnp.min(levels, axis=1), cloud)  # (M, B)
+    flow = jnp.where(quadratic, s * jnp.maximum(level[:, None] - D, 0.0), 0.0)
+    rest = jnp.maximum(lam - _sum(flow, "nodes"), 0.0)
+    cheapest = (linear & (D <= cloud[:, None])).astype(jnp.float32)
+    flow = flow + cheapest * (rest / jnp.maximum(_sum(cheapest, "nodes"), 1.0))[:, None]
+    return flow / jnp.where(lam > 0, lam, 1.0)[:, None]
+
+
 class _Iterate(NamedTuple):
     """Carry of the interior-point loop over one block (shapes batch-minor, B QPs)."""
 
@@ -210,20 +246,23 @@ def _interior_point_block(lam, D, w, mask, init, num_iterations: int, tolerance:
     nu0 = jnp.where(active, jnp.min(jnp.where(allowed, g0, jnp.inf), axis=1) - 1.0, 0.0)
     z0 = jnp.where(allowed, g0 - nu0[:, None], 0.0)
 
-    candidate = jnp.where(allowed, jnp.maximum(init, 0.0), 0.0)
-    usable = jnp.all(~active | (_sum(candidate, "nodes") > 0), axis=0)
-    candidate = normalise(candidate)
-    f_init, gap_init = certify(candidate)
-    f_init = jnp.where(usable, f_init, jnp.inf)
-    start_with_init = f_init < f0
-
     def certified(objective, gap):
         return gap <= tolerance * jnp.abs(objective) + _ABSOLUTE_GAP
 
-    start = _Iterate(
-        iteration=jnp.zeros((), jnp.int32), x=x0, z=z0, nu=nu0, mu=_sum(x0 * z0, "all") * inverse_count,
-        best=jnp.where(start_with_init, candidate, x0), best_objective=jnp.minimum(f_init, f0),
-        best_gap=gap0, done=(num_variables == 0) | certified(f0, gap0) | (usable & certified(f_init, gap_init)))
+    # Starting candidates besides x0: the caller's init (when it is a schedule on the mask) and
+    # the rows' water-filling solutions, exact when at most one row has arrivals.
+    best, best_objective, done = x0, f0, (num_variables == 0) | certified(f0, gap0)
+    for candidate in (init, _water_filling(lam, D, w, allowed)):
+        candidate = jnp.where(allowed, jnp.maximum(candidate, 0.0), 0.0)
+        usable = jnp.all(~active | (_sum(candidate, "nodes") > 0), axis=0)
+        candidate = normalise(candidate)
+        objective, gap = certify(candidate)
+        objective = jnp.where(usable, objective, jnp.inf)
+        best = jnp.where(objective < best_objective, candidate, best)
+        best_objective = jnp.minimum(objective, best_objective)
+        done = done | (usable & certified(objective, gap))
+    start = _Iterate(iteration=jnp.zeros((), jnp.int32), x=x0, z=z0, nu=nu0, mu=_sum(x0 * z0, "all") * inverse_count,
+                     best=best, best_objective=best_objective, best_gap=gap0, done=done)
 
     def step(s: _Iterate) -> _Iterate:
         x, z, nu = s.x, s.z, s.nu
@@ -296,7 +335,8 @@ def _interior_point_block(lam, D, w, mask, init, num_iterations: int, tolerance:
 
 
 def _solve_batch(lam, D, w, mask, init, num_iterations: int, tolerance: float):
-    """``_interior_point_block`` over a leading batch axis, in blocks of ``BLOCK_SIZE``.
+    """``_interior_point_block`` over a leading batch axis, in blocks of ``BLOCK_SIZE``, the QPs
+    that need no iteration first.
 
     Args:
         lam: (B, M); D: (B, M, N); w: (B, N); mask: (B, M, N) bool; init: (B, M, N).
@@ -308,6 +348,13 @@ def _solve_batch(lam, D, w, mask, init, num_iterations: int, tolerance: float):
     blocks = max(1, -(-batch // BLOCK_SIZE))
     size = batch if blocks == 1 else BLOCK_SIZE
     pad = blocks * size - batch
+    if blocks > 1:
+        # QPs that need no iteration (at most one row with arrivals, or one node per such row)
+        # first, so that whole blocks of them skip the loop: a block costs its slowest QP.
+        active = lam > 0
+        easy = (jnp.sum(active, -1) <= 1) | jnp.all(~active | (jnp.sum(mask, -1) <= 1), -1)
+        order = jnp.argsort(~easy, stable=True)
+        lam, D, w, mask, init = (x[order] for x in (lam, D, w, mask, init))
 
     def to_blocks(x):  # (B, ...) -> (blocks, ..., size), zero-padded (a padded QP has no arrivals)
         if pad:
@@ -319,8 +366,8 @@ def _solve_batch(lam, D, w, mask, init, num_iterations: int, tolerance: float):
 
     args = tuple(to_blocks(x) for x in (lam, D, w, mask, init))
     out = solve_block(tuple(x[0] for x in args))[None] if blocks == 1 else jax.lax.map(solve_block, args)
-    out = jnp.moveaxis(out, -1, 1).reshape((blocks * size,) + out.shape[1:-1])
-    return out[:batch]
+    out = jnp.moveaxis(out, -1, 1).reshape((blocks * size,) + out.shape[1:-1])[:batch]
+    return out if blocks == 1 else jnp.zeros_like(out).at[order].set(out, unique_indices=True)
 
 
 def _broadcast_unbatched(axis_size, in_batched, args):
@@ -369,7 +416,9 @@ def solve_qp_jax(lam, D, w, mask, *, num_iterations: int = DEFAULT_ITERATIONS, i
     Pure JAX, float32, jittable. Under ``jax.vmap`` (any nesting) the QPs are solved together
     in batch-minor blocks of ``BLOCK_SIZE``, each block stopping when all its QPs are certified
     within ``tolerance`` (relative Frank-Wolfe gap) or ``num_iterations`` is reached; the
-    unbatched call is a block of one, the same code. Not differentiable (``custom_vmap``).
+    unbatched call is a block of one, the same code. A QP with at most one row with arrivals is
+    solved in closed form (water-filling) and needs no iteration; such QPs are gathered into
+    blocks of their own. Not differentiable (``custom_vmap``).
     Rows with no arrivals get the best reply of an infinitesimal task: equal shares of the
     masked nodes of least marginal delay ``D_{m,n} + 2 w_n load_n``.
 

@@ -139,6 +139,24 @@ def test_nested_vmap_is_one_flat_batch(instances):
     assert_matches(shared, cvxpy_objectives(*args), *args)
 
 
+def test_single_row_qps_are_solved_in_closed_form(instances, references):
+    lam, D, w, mask = instances
+    single = (lam > 0).sum(-1) == 1
+    assert single.sum() >= 10
+    no_iteration = jax.jit(jax.vmap(lambda *a: solve_qp_jax(*a, num_iterations=0)))
+    args = tuple(a[single] for a in (lam, D, w, mask))
+    assert_matches(no_iteration(*args), references[single], *args)
+
+
+def test_batch_order_does_not_change_the_schedules(instances):
+    # Blocks are formed after moving QPs that need no iteration to the front.
+    lam, D, w, mask = instances
+    order = np.random.default_rng(2).permutation(lam.shape[0])
+    solve = jax.jit(jax.vmap(solve_qp_jax))
+    np.testing.assert_allclose(np.asarray(solve(*(a[order] for a in instances))), np.asarray(solve(lam, D, w, mask))[order],
+                               atol=1e-6)
+
+
 def test_init_is_kept_when_better_and_ignored_off_the_mask(instances):
     lam, D, w, mask = (a[:64] for a in instances)
     optimum = np.array([solve_qp_cvxpy(*args) for args in zip(lam, D, w, mask)])
