@@ -28,7 +28,7 @@ class RunArgs:
     step: int | None = None
     """Checkpoint (training frame) to evaluate; default the last one."""
     instance: InstanceRanges | None = None
-    """Another instance's distributions (--instance.es-cpu 25 100 ...); default the run's own."""
+    """Another instance's distributions (--instance.es-cpu 25 50 ...); default the run's own."""
     instance_seed: int | None = None
     """Instance seed; default the run's."""
     eval_envs: int | None = None
