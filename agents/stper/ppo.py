@@ -51,13 +51,14 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
+from agents.checks import non_negative, positive, require_int, require_real, unit_interval
 from agents.stper import networks as nets
 from jaxcpn.cpn import CPNConfig, CPNObservation, CPNParams, CPNState, GreenCPN, generate_instance, validate_params
 
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """PPO + STPer network hyperparameters (static: a change recompiles)."""
+    """PPO + STPer network hyperparameters (static: a change recompiles), each checked at construction."""
 
     variant: str = "stper"
     """Network variant: stper (GCN + LSTM), stper-l (no GNN) or stper-m (MLP on the current observation)."""
@@ -113,15 +114,30 @@ class PPOConfig:
     """Widths of the separate actor and critic MLPs."""
 
     def __post_init__(self):
-        if self.variant not in nets.VARIANTS:
-            raise ValueError(f"PPOConfig.variant={self.variant!r} is invalid: must be one of {nets.VARIANTS}")
-        for name in ("num_envs", "num_steps", "num_updates", "update_epochs", "num_minibatches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: must be >= 1")
-        if not self.learning_rate > 0:
-            raise ValueError(f"PPOConfig.learning_rate={self.learning_rate!r} is invalid: must be > 0")
-        if self.perception not in nets.PERCEPTIONS:
-            raise ValueError(f"PPOConfig.perception={self.perception!r} is invalid: must be one of {nets.PERCEPTIONS}")
+        for name, choices in (("variant", nets.VARIANTS), ("perception", nets.PERCEPTIONS)):
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in choices:
+                raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: must be one of {choices}")
+        for name in ("num_nodes", "num_users", "window", "episode_length", "num_envs", "num_steps", "num_updates",
+                     "update_epochs", "num_minibatches", "embed_dim", "lstm_hidden"):
+            require_int("PPOConfig", name, getattr(self, name), 1)
+        require_int("PPOConfig", "gcn_layers", self.gcn_layers, 0)  # 0: the demand embedding alone
+        require_int("PPOConfig", "instance_seed", self.instance_seed, None)
+        if not isinstance(self.anneal_lr, bool):
+            raise ValueError(f"PPOConfig.anneal_lr={self.anneal_lr!r} is invalid: must be a bool")
+        for name in ("learning_rate", "max_grad_norm", "clip_eps", "reward_scale"):
+            require_real("PPOConfig", name, getattr(self, name), positive, "> 0")
+        for name in ("vf_coef", "ent_coef"):
+            require_real("PPOConfig", name, getattr(self, name), non_negative, ">= 0")
+        for name in ("gamma", "gae_lambda"):
+            require_real("PPOConfig", name, getattr(self, name), unit_interval, "in [0, 1]")
+        for name in ("fusion_hidden", "head_hidden"):
+            widths = getattr(self, name)
+            bad = [i for i, width in enumerate(widths) if isinstance(width, bool) or not isinstance(width, int)
+                   or width < 1] if isinstance(widths, tuple) else []
+            if not isinstance(widths, tuple) or bad:
+                entry = f" (entry {bad[0]} is {widths[bad[0]]!r})" if bad else ""
+                raise ValueError(f"PPOConfig.{name}={widths!r} is invalid: must be a tuple of ints >= 1 (layer "
+                                 f"widths){entry}")
         if self.recurrent and self.num_envs % self.num_minibatches:
             raise ValueError(
                 f"PPOConfig.num_minibatches={self.num_minibatches} is invalid: must divide num_envs = "
