@@ -24,6 +24,7 @@ use it.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -409,6 +410,36 @@ def _single_solver(num_iterations: int, tolerance: float):
     return solve
 
 
+def _is_traced(*arrays) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(arrays))
+
+
+def check_qp_inputs(caller: str, lam, D, w, mask) -> None:
+    """Host check of one QP's concrete inputs, before any cast; raises ``ValueError`` naming the entry.
+
+    ``lam``, ``D`` and ``w`` must be real, finite and >= 0, ``mask`` bool (or 0/1) with the cloud
+    column (the last) True, so every row has a feasible node. Shapes are checked by the callers.
+    """
+    mask_values = np.asarray(mask)
+    if mask_values.dtype != np.bool_ and not (np.issubdtype(mask_values.dtype, np.number)
+                                              and np.isin(mask_values, (0, 1)).all()):
+        raise ValueError(f"{caller}: mask of dtype {mask_values.dtype} is invalid: must be bool (or 0/1)")
+    for name, value, unit in (("lam", lam, "tasks"), ("D", D, "s"), ("w", w, "s per task")):
+        array = np.asarray(value)
+        if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+            raise ValueError(f"{caller}: {name} of dtype {array.dtype} is invalid: must be real numbers ({unit})")
+        bad = np.argwhere(~np.isfinite(array) | (array < 0))
+        if bad.size:
+            index = tuple(int(i) for i in bad[0])
+            raise ValueError(f"{caller}: {name}[{', '.join(map(str, index))}]={array[index].item()!r} is invalid: must be finite "
+                             f"and >= 0 ({unit})")
+    cloud = mask_values[:, -1].astype(bool)
+    if not cloud.all():
+        row = int(np.flatnonzero(~cloud)[0])
+        raise ValueError(f"{caller}: mask[{row}, {mask_values.shape[1] - 1}]=False is invalid: the cloud column (the "
+                         "last) must be True in every row, so every task has a feasible node")
+
+
 def solve_qp_jax(lam, D, w, mask, *, num_iterations: int = DEFAULT_ITERATIONS, init=None,
                  tolerance: float = GAP_TOLERANCE):
     """Solves eq. (13) by a primal-dual interior-point method with a per-QP certificate.
@@ -427,18 +458,31 @@ def solve_qp_jax(lam, D, w, mask, *, num_iterations: int = DEFAULT_ITERATIONS, i
         D: (M, M + 1) load-free delay (s), >= 0.
         w: (M + 1,) load coefficient (s per task), >= 0.
         mask: (M, M + 1) bool feasible nodes; cloud column True.
-        num_iterations: static cap on the interior-point iterations.
+        num_iterations: static cap on the interior-point iterations (an int >= 0; 0: the starting
+            candidates only, exact for QPs with at most one row with arrivals).
         init: optional (M, M + 1) candidate schedule (e.g. the previous slot's): cleaned to the
             mask, it is returned instead when its objective is lower, and a candidate already
             certified optimal ends the solve at once.
-        tolerance: static relative certificate at which a QP stops.
+        tolerance: static relative certificate at which a QP stops (finite, >= 0).
 
     Returns:
         pi: (M, M + 1) float32 schedule; rows on the simplex, 0 off the mask.
 
     Raises:
-        ValueError: on shapes that do not match (M,), (M, M+1), (M+1,), (M, M+1).
+        ValueError: on shapes that do not match (M,), (M, M+1), (M+1,), (M, M+1), and, when the
+            inputs are concrete (not traced), on a NaN, infinite or negative entry of ``lam``,
+            ``D`` or ``w``, or a False in the cloud column of ``mask`` (``check_qp_inputs``).
+            Traced inputs (under ``jit`` or ``vmap``) are checked for shapes only: there a row
+            whose mask is all False gets a row of zeros, and NaN or negative inputs give a
+            meaningless schedule (possibly NaN, possibly mass on a node whose ``D`` is NaN).
     """
+    if isinstance(num_iterations, (bool, np.bool_)) or not isinstance(num_iterations, (int, np.integer)) \
+            or num_iterations < 0:
+        raise ValueError(f"solve_qp_jax: num_iterations={num_iterations!r} is invalid: must be an int >= 0")
+    if isinstance(tolerance, (bool, np.bool_)) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"solve_qp_jax: tolerance={tolerance!r} is invalid: must be a finite number >= 0")
+    given = (lam, D, w, mask)
     lam = jnp.asarray(lam, jnp.float32)
     D = jnp.asarray(D, jnp.float32)
     w = jnp.asarray(w, jnp.float32)
@@ -450,6 +494,8 @@ def solve_qp_jax(lam, D, w, mask, *, num_iterations: int = DEFAULT_ITERATIONS, i
     init = jnp.zeros(D.shape, jnp.float32) if init is None else jnp.asarray(init, jnp.float32)
     if init.shape != D.shape:
         raise ValueError(f"solve_qp_jax: init has shape {init.shape}; expected {D.shape}")
+    if not _is_traced(given):
+        check_qp_inputs("solve_qp_jax", *given)  # on the inputs as given, before the casts
     return _single_solver(int(num_iterations), float(tolerance))(lam, D, w, mask, init)
 
 
@@ -494,21 +540,20 @@ def solve_qp_cvxpy(lam, D, w, mask, *, solver: str = "CLARABEL") -> np.ndarray:
         pi: (M, M + 1) float64 schedule, clipped to the mask and renormalised.
 
     Raises:
-        ValueError: on bad shapes, negative inputs or a row with no feasible node.
+        ValueError: on bad shapes, a NaN, infinite or negative entry of ``lam``, ``D`` or ``w``,
+            or a False in the cloud column of ``mask`` (``check_qp_inputs``).
         RuntimeError: when the solver does not report an optimal solution.
     """
+    shapes = tuple(np.shape(a) for a in (lam, D, w, mask))
+    m = shapes[0][0] if len(shapes[0]) == 1 else -1
+    if shapes != ((m,), (m, m + 1), (m + 1,), (m, m + 1)):
+        raise ValueError(f"solve_qp_cvxpy: shapes lam={shapes[0]}, D={shapes[1]}, w={shapes[2]}, mask={shapes[3]}; "
+                         f"expected (M,), (M, M+1), (M+1,), (M, M+1)")
+    check_qp_inputs("solve_qp_cvxpy", lam, D, w, mask)
     lam = np.asarray(lam, np.float64)
     D = np.asarray(D, np.float64)
     w = np.asarray(w, np.float64)
     mask = np.asarray(mask, bool)
-    m = lam.shape[0]
-    if lam.ndim != 1 or D.shape != (m, m + 1) or w.shape != (m + 1,) or mask.shape != (m, m + 1):
-        raise ValueError(f"solve_qp_cvxpy: shapes lam={lam.shape}, D={D.shape}, w={w.shape}, mask={mask.shape}; "
-                         f"expected (M,), (M, M+1), (M+1,), (M, M+1)")
-    if (lam < 0).any() or (D < 0).any() or (w < 0).any():
-        raise ValueError("solve_qp_cvxpy: lam, D and w must be >= 0")
-    if not mask.any(axis=1).all():
-        raise ValueError("solve_qp_cvxpy: every row of mask needs a feasible node (the cloud column)")
     problem, pi, (p_lam, p_cost, p_sqrt_w, p_forbidden) = _cvxpy_problem(m)
     p_lam.value = lam
     p_cost.value = lam[:, None] * D
