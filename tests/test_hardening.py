@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from jaxcpn import spaces
+from jaxcpn.cpn.env import GreenCPN
 from jaxcpn.cpn.generator import DEFAULTS, generate_instance, validate_params
 from jaxcpn.cpn.types import CPNConfig, CPNParams
 from jaxcpn.data.loaders import load_entsoe_day_ahead, load_hourly_csv, load_smard_generation
@@ -35,6 +36,7 @@ from jaxcpn.mec.generator import InstanceRanges, generate_params
 from jaxcpn.mec.types import MECConfig, MECParams, validate_params as validate_mec_params
 from solvers.knapsack import knapsack
 from solvers.routing import RoutingInstance, RoutingOptions
+from solvers.scheduling import solve_qp_cvxpy, solve_qp_jax
 
 CPN = CPNConfig(num_nodes=4, num_users=3, window=4, episode_length=4)
 MEC = MECConfig(num_cells=2, num_services=3, slots_per_frame=2, frames_per_episode=3, qp_iterations=5)
@@ -52,6 +54,26 @@ class Case(NamedTuple):
 @functools.cache
 def cpn_params() -> CPNParams:
     return generate_instance(KEY, CPN, series_hours=64)
+
+
+@functools.cache
+def cpn_env() -> GreenCPN:
+    return GreenCPN(CPN)
+
+
+@functools.cache
+def cpn_state():
+    return cpn_env().reset(jax.random.PRNGKey(1), cpn_params())[1]
+
+
+@functools.cache
+def cpn_jit_step():
+    return jax.jit(cpn_env().step)
+
+
+def cpn_step(action, jit: bool = False):
+    step = cpn_jit_step() if jit else cpn_env().step
+    return step(jax.random.PRNGKey(2), cpn_state(), action, cpn_params())
 
 
 @functools.cache
@@ -129,8 +151,8 @@ CPN_GENERATOR = [
          "series_start_hour=1.5 is invalid"),
     Case("series_hours=0", lambda ctx: generate_instance(KEY, CPN, series_hours=0), ValueError,
          "series_hours=0 is invalid"),
-    Case("num_nodes=200000", lambda ctx: generate_instance(KEY, CPNConfig(num_nodes=200000)), ValueError,
-         "num_nodes=200000, num_users=10, series of 8760 hours is too large: needs about 1192.1 GiB"),
+    Case("num_nodes=200000", lambda ctx: generate_instance(KEY, CPNConfig(num_nodes=200000, max_bytes=2**62)),
+         ValueError, "num_nodes=200000, num_users=10, series of 8760 hours is too large: needs about 1192.1 GiB"),
     Case("num_users=10**6", lambda ctx: generate_instance(KEY, CPNConfig(num_users=10**6)), ValueError,
          "num_users=1000000, series of 8760 hours is too large: needs about 65.3 GiB"),
     Case("max_bytes=0", gen(max_bytes=0), ValueError, "max_bytes=0 is invalid"),
@@ -156,6 +178,62 @@ CPN_PARAMS = [
         cpn_params().replace(user_node=jnp.zeros(3, bool)), CPN), ValueError, "CPNParams.user_node: dtype bool"),
     Case("params-traced", lambda ctx: jax.jit(lambda p: validate_params(p, CPN))(cpn_params()), ValueError,
          "validate_params runs on the host"),
+]
+
+# ----------------------------------------------------------------------------- CPN config and actions
+
+
+def cpn_config(**fields):
+    return lambda ctx: CPNConfig(**fields)
+
+
+CPN_CONFIG = [Case(f"CPNConfig.{name}={value!r}", cpn_config(**{name: value}), ValueError,
+                   f"CPNConfig.{name}={value!r} is invalid", f"CPNConfig.{name}")
+              for name, value in [
+                  ("num_nodes", 0), ("num_nodes", 2.0), ("num_users", -1), ("window", 0), ("episode_length", True),
+                  ("routing", "fastest"), ("link_conflicts", "random"), ("max_hops", 2.5), ("max_hops", "3"),
+                  ("max_hops", 0), ("max_hops", True), ("milp_tick", float("inf")), ("milp_tick", float("nan")),
+                  ("milp_tick", 0.0), ("milp_tick", True), ("milp_paths", 0), ("milp_paths", True),
+                  ("milp_formulation", "arcs"), ("milp_time_limit", 0.0), ("milp_time_limit", float("nan")),
+                  ("milp_iterations", 0), ("milp_iterations", 1.5), ("milp_deadlines", "soft"),
+                  ("milp_processes", 0), ("milp_processes", 2.0), ("max_bytes", 0), ("max_bytes", 1e9),
+              ]] + [
+    Case("config-too-large", cpn_config(num_nodes=3000, num_users=3000), ValueError,
+         "CPNConfig: num_nodes=3000, num_users=3000 is too large: one environment needs about 201.4 GiB"),
+    Case("config-over-max_bytes", cpn_config(num_nodes=100, num_users=100, max_bytes=2**20), ValueError,
+         "needs about 7.9 MiB (8 B x num_users x num_nodes^2 of routing tables + 32 B x num_nodes^2 of "
+         "instance), over max_bytes=1.0 MiB"),
+    Case("max_hops<route", lambda ctx: validate_params(cpn_params(), dataclasses.replace(CPN, max_hops=2)), ValueError,
+         "CPNConfig.max_hops=2 is invalid for this instance: the route of user 2 (packet_size=5 Mb) from node 2 to "
+         "node 0 has 3 hops; allowed: max_hops >= 3"),
+    Case("max_hops<route-env", lambda ctx: GreenCPN(dataclasses.replace(CPN, max_hops=1)).default_params, ValueError,
+         "CPNConfig.max_hops=1 is invalid for this instance"),
+]
+
+CPN_ACTIONS = [
+    Case("eager-int64-2**40", lambda ctx: cpn_step(np.array([2**40, 0, 1], np.int64)), ValueError,
+         "action[0]=1099511627776 is invalid: destinations must be in [0, 3]"),
+    Case("eager-negative", lambda ctx: cpn_step(jnp.array([0, -1, 1])), ValueError, "action[1]=-1 is invalid"),
+    Case("eager-N", lambda ctx: cpn_step(np.array([0, 1, 4])), ValueError, "action[2]=4 is invalid"),
+    Case("eager-float", lambda ctx: cpn_step(np.array([1.7, 0, 1])), ValueError,
+         "action of dtype float64 is invalid: must be an integer array of destinations in [0, 3] (got [1.7, 0.0, 1.0])"),
+    Case("eager-whole-float", lambda ctx: cpn_step(jnp.array([1.0, 0.0, 1.0])), ValueError, "action of dtype float32"),
+    Case("eager-nan", lambda ctx: cpn_step(np.array([np.nan, 0, 1])), ValueError, "(got [nan, 0.0, 1.0])"),
+    Case("eager-bool", lambda ctx: cpn_step(np.array([True, False, True])), ValueError, "action of dtype bool is invalid"),
+    Case("eager-list-of-floats", lambda ctx: cpn_step([1.5, 0, 1]), ValueError, "action of dtype float64"),
+    Case("eager-shape", lambda ctx: cpn_step(np.zeros(4, np.int32)), ValueError,
+         "action of shape (4,) is invalid: must be (num_users,) = (3,), one destination per user"),
+    Case("eager-batched-shape", lambda ctx: cpn_step(np.zeros((2, 3), np.int32)), ValueError, "action of shape (2, 3)"),
+    Case("eager-scalar", lambda ctx: cpn_step(1), ValueError, "action of shape () is invalid"),
+    Case("jit-shape", lambda ctx: cpn_step(jnp.zeros(4, jnp.int32), jit=True), ValueError,
+         "action of shape (4,) is invalid: must be (num_users,) = (3,)"),
+    Case("jit-batched-shape", lambda ctx: cpn_step(jnp.zeros((2, 3), jnp.int32), jit=True), ValueError,
+         "action of shape (2, 3) is invalid"),
+    Case("evaluate_slot-float", lambda ctx: cpn_env().evaluate_slot(cpn_state(), np.array([0.5, 0, 1], np.float32),
+                                                                    cpn_params()), ValueError, "action of dtype float32"),
+    Case("evaluate_slot-jit-shape", lambda ctx: jax.jit(cpn_env().evaluate_slot)(cpn_state(), jnp.zeros(2, jnp.int32),
+                                                                                 cpn_params()), ValueError,
+         "action of shape (2,) is invalid"),
 ]
 
 # ----------------------------------------------------------------------------- MEC
@@ -307,6 +385,49 @@ SPACES = [
     Case("Box-int", lambda ctx: spaces.Box(0.0, 1.0, (2,), jnp.int32), ValueError, "must be a float dtype"),
 ]
 
+def qp(**changes):
+    """One valid scheduling QP (M = 2) with ``changes`` applied: ``(lam, D, w, mask)``."""
+    fields = dict(lam=np.array([2.0, 1.0]), D=np.array([[0.0, 0.1, 0.5], [0.1, 0.0, 0.5]]),
+                  w=np.array([0.1, 0.2, 0.0]), mask=np.ones((2, 3), bool))
+    fields.update(changes)
+    return tuple(fields[name] for name in ("lam", "D", "w", "mask"))
+
+
+_NO_ROW = np.array([[False, False, False], [True, True, True]])
+_NO_CLOUD = np.array([[True, True, True], [True, True, False]])
+SCHEDULING = [
+    Case("jax-all-false-row", lambda ctx: solve_qp_jax(*qp(mask=_NO_ROW)), ValueError,
+         "solve_qp_jax: mask[0, 2]=False is invalid: the cloud column (the last) must be True in every row"),
+    Case("jax-no-cloud", lambda ctx: solve_qp_jax(*qp(mask=_NO_CLOUD)), ValueError, "mask[1, 2]=False is invalid"),
+    Case("jax-nan-D", lambda ctx: solve_qp_jax(*qp(D=np.array([[0.0, np.nan, 0.5], [0.1, 0.0, 0.5]]))), ValueError,
+         "solve_qp_jax: D[0, 1]=nan is invalid: must be finite and >= 0 (s)"),
+    Case("jax-negative-lam", lambda ctx: solve_qp_jax(*qp(lam=jnp.array([-1.0, 1.0]))), ValueError,
+         "solve_qp_jax: lam[0]=-1.0 is invalid: must be finite and >= 0 (tasks)"),
+    Case("jax-inf-w", lambda ctx: solve_qp_jax(*qp(w=np.array([0.1, np.inf, 0.0]))), ValueError,
+         "solve_qp_jax: w[1]=inf is invalid"),
+    Case("jax-mask-float", lambda ctx: solve_qp_jax(*qp(mask=np.full((2, 3), 0.5))), ValueError,
+         "solve_qp_jax: mask of dtype float64 is invalid: must be bool (or 0/1)"),
+    Case("jax-lam-bool", lambda ctx: solve_qp_jax(*qp(lam=np.array([True, False]))), ValueError,
+         "solve_qp_jax: lam of dtype bool is invalid"),
+    Case("jax-shapes", lambda ctx: solve_qp_jax(*qp(w=np.zeros(2))), ValueError, "solve_qp_jax: shapes lam=(2,)"),
+    Case("jax-num_iterations-float", lambda ctx: solve_qp_jax(*qp(), num_iterations=2.5), ValueError,
+         "solve_qp_jax: num_iterations=2.5 is invalid: must be an int >= 0"),
+    Case("jax-num_iterations<0", lambda ctx: solve_qp_jax(*qp(), num_iterations=-1), ValueError, "num_iterations=-1"),
+    Case("jax-tolerance-nan", lambda ctx: solve_qp_jax(*qp(), tolerance=float("nan")), ValueError,
+         "solve_qp_jax: tolerance=nan is invalid: must be a finite number >= 0"),
+    Case("cvxpy-no-cloud", lambda ctx: solve_qp_cvxpy(*qp(mask=_NO_CLOUD)), ValueError,
+         "solve_qp_cvxpy: mask[1, 2]=False is invalid: the cloud column (the last) must be True in every row"),
+    Case("cvxpy-all-false-row", lambda ctx: solve_qp_cvxpy(*qp(mask=_NO_ROW)), ValueError, "mask[0, 2]=False"),
+    Case("cvxpy-nan-lam", lambda ctx: solve_qp_cvxpy(*qp(lam=np.array([np.nan, 1.0]))), ValueError,
+         "solve_qp_cvxpy: lam[0]=nan is invalid: must be finite and >= 0 (tasks)"),
+    Case("cvxpy-nan-D", lambda ctx: solve_qp_cvxpy(*qp(D=np.full((2, 3), np.nan))), ValueError,
+         "solve_qp_cvxpy: D[0, 0]=nan is invalid"),
+    Case("cvxpy-negative-w", lambda ctx: solve_qp_cvxpy(*qp(w=np.array([0.1, -0.2, 0.0]))), ValueError,
+         "solve_qp_cvxpy: w[1]=-0.2 is invalid"),
+    Case("cvxpy-scalar-lam", lambda ctx: solve_qp_cvxpy(*qp(lam=np.float64(1.0))), ValueError,
+         "solve_qp_cvxpy: shapes lam=()"),
+]
+
 # ----------------------------------------------------------------------------- loaders
 
 SMARD_HEADER = "Datum von;Datum bis;Wasserkraft [MWh] Originalauflösungen\n"
@@ -384,6 +505,32 @@ DDPG = [Case(f"DDPGConfig.{name}={value!r}", ddpg(**{name: value}), ValueError,
          "DDPGConfig.learning_starts=256 is invalid"),
 ]
 
+def ppo(**fields):
+    def call(ctx):
+        from agents.stper.ppo import PPOConfig
+
+        return PPOConfig(**fields)
+    return call
+
+
+PPO = [Case(f"PPOConfig.{name}={value!r}", ppo(**{name: value}), ValueError,
+            f"PPOConfig.{name}={value!r} is invalid", f"PPOConfig.{name}")
+       for name, value in [
+           ("variant", "stper-x"), ("perception", "lstm"), ("num_nodes", 0), ("num_users", 0), ("window", 0),
+           ("episode_length", -1), ("instance_seed", 1.5), ("num_envs", 0), ("num_steps", 0), ("num_updates", 0),
+           ("update_epochs", 0), ("num_minibatches", 0), ("learning_rate", -0.01), ("learning_rate", float("nan")),
+           ("anneal_lr", 1), ("max_grad_norm", -1), ("max_grad_norm", 0.0), ("gamma", 1.5), ("gamma", -0.1),
+           ("gae_lambda", 2), ("clip_eps", -0.2), ("clip_eps", 0.0), ("vf_coef", -0.5), ("ent_coef", -1),
+           ("ent_coef", float("inf")), ("reward_scale", 0.0), ("reward_scale", -0.01), ("embed_dim", 0),
+           ("gcn_layers", -1), ("lstm_hidden", 0), ("fusion_hidden", [128]), ("head_hidden", (64.5,)),
+           ("num_envs", True),
+       ]] + [
+    Case("PPOConfig.fusion_hidden-entry-0", ppo(fusion_hidden=(64, 0)), ValueError,
+         "PPOConfig.fusion_hidden=(64, 0) is invalid: must be a tuple of ints >= 1 (layer widths) (entry 1 is 0)"),
+    Case("ppo-minibatches-recurrent", ppo(num_envs=6, num_steps=2, num_minibatches=4), ValueError,
+         "PPOConfig.num_minibatches=4 is invalid: must divide num_envs = 6"),
+]
+
 # ----------------------------------------------------------------------------- run folders
 
 
@@ -417,8 +564,8 @@ RUNS = [
          ValueError, "is a run of train-stper, not of train-ttosc"),
 ]
 
-MATRIX = CPN_GENERATOR + CPN_PARAMS + MEC_PARAMS + MEC_RANGES + MEC_ACTIONS + KNAPSACK + ROUTING + SPACES + LOADERS \
-    + DDQN + DDPG + RUNS
+MATRIX = CPN_GENERATOR + CPN_PARAMS + CPN_CONFIG + CPN_ACTIONS + MEC_PARAMS + MEC_RANGES + MEC_ACTIONS + KNAPSACK \
+    + ROUTING + SCHEDULING + SPACES + LOADERS + DDQN + DDPG + PPO + RUNS
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=[c.id for c in MATRIX])
@@ -460,6 +607,12 @@ CLI = [
     ("agents.stper.train", ["--distributed", "--num-processes", "2", "--process-id", "2"],
      "--process-id=2 is invalid: must be an integer >= 0, < --num-processes=2"),
     ("agents.stper.train", ["--run-dir", "a", "--resume", "b"], "name two folders"),
+    ("agents.stper.train", ["--gamma", "1.5"], "PPOConfig.gamma=1.5 is invalid: must be a finite number in [0, 1]"),
+    ("agents.stper.train", ["--gae-lambda", "2"], "PPOConfig.gae_lambda=2.0 is invalid"),
+    ("agents.stper.train", ["--clip-eps", "-0.2"], "PPOConfig.clip_eps=-0.2 is invalid: must be a finite number > 0"),
+    ("agents.stper.train", ["--max-grad-norm", "-1"], "PPOConfig.max_grad_norm=-1.0 is invalid"),
+    ("agents.stper.train", ["--ent-coef", "-1"], "PPOConfig.ent_coef=-1.0 is invalid: must be a finite number >= 0"),
+    ("agents.stper.train", ["--num-envs", "0"], "PPOConfig.num_envs=0 is invalid: must be an int >= 1"),
 ]
 
 
@@ -485,6 +638,7 @@ def _int_fields(config_type) -> set[str]:
 
 def test_every_field_has_a_case():
     """A new field of these configs, generators and params must come with its bad-input case."""
+    from agents.stper.ppo import PPOConfig
     from agents.stper.train import TrainConfig as STPerTrainConfig
     from agents.ttosc.ddpg import DDPGConfig
     from agents.ttosc.ddqn import DDQNConfig
@@ -496,7 +650,9 @@ def test_every_field_has_a_case():
                 | {f"MECParams.{name}" for name in MECParams.__dataclass_fields__}
                 | {f"InstanceRanges.{f.name}" for f in dataclasses.fields(InstanceRanges)}
                 | {f"DDQNConfig.{f.name}" for f in dataclasses.fields(DDQNConfig)}
-                | {f"DDPGConfig.{f.name}" for f in dataclasses.fields(DDPGConfig)})
+                | {f"DDPGConfig.{f.name}" for f in dataclasses.fields(DDPGConfig)}
+                | {f"PPOConfig.{f.name}" for f in dataclasses.fields(PPOConfig)}
+                | {f"CPNConfig.{f.name}" for f in dataclasses.fields(CPNConfig)})
     assert not required - covered, f"fields without a bad-input case: {sorted(required - covered)}"
     seeds = {"seed", "eval_seed"}  # any int is a valid seed
     flags = {arg for _, argv, _ in CLI for arg in argv if arg.startswith("--")}
@@ -535,6 +691,55 @@ def test_single_node_cpn_steps():
     obs, state = jax.jit(env.reset)(KEY, params)
     _, _, reward, _, _, info = jax.jit(env.step)(KEY, state, jnp.zeros(2, jnp.int32), params)
     assert np.isfinite(float(reward)) and not bool(info["invalid_action"])
+
+
+# Under jit a bad action cannot raise: each is flagged, clamped to [0, N - 1] (NaN to 0), and the
+# slot's numbers stay finite. One compiled step per dtype (int32, float32, bool).
+JIT_ACTIONS = [
+    ("out-of-range", jnp.array([9, 0, 1]), [3, 0, 1]),
+    ("negative", jnp.array([-5, 0, 1]), [0, 0, 1]),
+    ("nan", jnp.array([jnp.nan, 0.0, 1.0]), [0, 0, 1]),
+    ("fractional", jnp.array([1.5, 0.0, 1.0]), [1, 0, 1]),
+    ("whole-float", jnp.array([2.0, 0.0, 1.0]), [2, 0, 1]),
+    ("inf", jnp.array([jnp.inf, 0.0, 1.0]), [3, 0, 1]),
+    ("bool", jnp.array([True, False, True]), [1, 0, 1]),
+]
+
+
+@pytest.mark.parametrize("action, clamped", [a[1:] for a in JIT_ACTIONS], ids=[a[0] for a in JIT_ACTIONS])
+def test_jitted_bad_cpn_action_is_flagged_clamped_and_finite(action, clamped):
+    *_, reward, _, _, info = cpn_step(action, jit=True)
+    assert bool(info["invalid_action"])
+    for name in ("delay", "transmission_delay", "offset", "compute_delay", "revenue", "cost", "profit"):
+        assert np.isfinite(np.asarray(info[name])).all(), name
+    assert np.isfinite(float(reward))
+    valid = cpn_step(jnp.array(clamped, jnp.int32), jit=True)[-1]
+    assert not bool(valid["invalid_action"])
+    np.testing.assert_array_equal(np.asarray(info["delay"]), np.asarray(valid["delay"]))
+
+
+def test_cpn_action_checks_under_vmap_and_valid_dtypes():
+    env, state, params = cpn_env(), cpn_state(), cpn_params()
+    actions = jnp.array([[0, 1, 2], [0, 4, 1]], jnp.int32)
+    flags = jax.vmap(lambda a: env.evaluate_slot(state, a, params)["invalid_action"])(actions)
+    np.testing.assert_array_equal(np.asarray(flags), [False, True])
+    for action in ([3, 0, 1], np.array([3, 0, 1], np.uint8), np.array([3, 0, 1], np.int64)):  # any integer dtype
+        assert not bool(env.evaluate_slot(state, action, params)["invalid_action"])
+
+
+def test_traced_qp_inputs_are_not_checked_as_documented():
+    """Under jit the QP's values cannot be checked: an all-False mask row gets a row of zeros."""
+    pi = np.asarray(jax.jit(solve_qp_jax)(*qp(mask=_NO_ROW)))
+    np.testing.assert_array_equal(pi[0], 0.0)
+    np.testing.assert_allclose(pi[1].sum(), 1.0, rtol=1e-5)
+
+
+def test_valid_cpn_config_edge_cases():
+    assert dataclasses.replace(CPN, max_hops=3).hops == 3  # the longest route of the test instance
+    validate_params(cpn_params(), dataclasses.replace(CPN, max_hops=3))
+    assert CPNConfig(num_nodes=4, max_hops=np.int64(10)).hops == 3  # a NumPy int; capped at N - 1
+    CPNConfig(milp_time_limit=float("inf"), milp_processes=None, max_hops=None)  # no time limit, all cores
+    CPNConfig(num_nodes=3000, num_users=3000, max_bytes=2**40)  # a larger ceiling moves the size limit
 
 
 def test_valid_solver_and_space_edge_cases():
@@ -650,6 +855,45 @@ X64_SCRIPT = textwrap.dedent("""
 def test_mec_float64_mode_keeps_float32(tmp_path):
     """Under jax_enable_x64 (in its own process, so it does not leak) the MEC stays float32."""
     result = subprocess.run([sys.executable, "-c", X64_SCRIPT], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "x64 ok" in result.stdout
+
+
+CPN_X64_SCRIPT = textwrap.dedent("""
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jaxcpn  # noqa: F401
+    import jax.numpy as jnp
+    import numpy as np
+    from jaxcpn.cpn.env import GreenCPN
+    from jaxcpn.cpn.types import CPNConfig
+
+    env = GreenCPN(CPNConfig(num_nodes=4, num_users=3, window=4, episode_length=2))
+    params = env.default_params
+    space = env.observation_space(params)
+    action = jnp.array([0, 1, 2])  # int64 under x64
+    assert action.dtype == jnp.int64
+    for reset, step in ((env.reset, env.step), (jax.jit(env.reset), jax.jit(env.step))):
+        obs, state = reset(jax.random.PRNGKey(0), params)
+        obs2, state2, reward, _, _, info = step(jax.random.PRNGKey(1), state, action, params)
+        dtypes = {str(x.dtype) for x in jax.tree.leaves((params, obs, obs2, state, state2, reward, info))}
+        assert dtypes <= {"float32", "int32", "bool"}, dtypes
+        assert bool(space.contains(obs)) and bool(space.contains(obs2)), "observation outside its space"
+    huge = jnp.array([2**40, 0, 1], jnp.int64)  # a cast to int32 would wrap it to 0
+    assert bool(jax.jit(env.step)(jax.random.PRNGKey(1), state, huge, params)[-1]["invalid_action"])
+    try:
+        env.step(jax.random.PRNGKey(1), state, huge, params)
+        raise AssertionError("an eager int64 2**40 action was accepted")
+    except ValueError as error:
+        assert "action[0]=1099511627776 is invalid" in str(error), error
+    print("x64 ok")
+""")
+
+
+def test_cpn_float64_mode_keeps_float32(tmp_path):
+    """Under jax_enable_x64 (in its own process) the CPN env runs, stays float32/int32 and checks int64 actions."""
+    result = subprocess.run([sys.executable, "-c", CPN_X64_SCRIPT], capture_output=True, text=True, timeout=300,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "x64 ok" in result.stdout

@@ -48,7 +48,8 @@ class GreenCPN(Environment[CPNState, CPNParams]):
     - Termination: never; an episode is truncated after ``episode_length`` slots.
     - Info: per-task ``delay``, ``transmission_delay``, ``offset``, ``compute_delay``,
       ``revenue``, ``cost``, ``deadline_miss`` (all ``(U,)``), ``profit`` (scalar) and
-      ``invalid_action`` (bool: an action entry was outside ``[0, N)``; see ``step_env``),
+      ``invalid_action`` (bool: the action is not an integer array or has an entry outside
+      ``[0, N)``; only set under ``jit``, eagerly such an action raises; see ``step_env``),
       ``routing_fallback`` (bool: routing ``"milp"`` failed for the slot and the ``"shortest"``
       numbers were used; always False in ``"shortest"`` mode).
     """
@@ -76,14 +77,17 @@ class GreenCPN(Environment[CPNState, CPNParams]):
     def step_env(self, key: jax.Array, state: CPNState, action: jax.Array, params: CPNParams):
         """Schedules the slot's tasks to ``action`` and advances one hour.
 
-        Outside ``jit`` an action entry outside ``[0, N)`` raises ``ValueError``; inside ``jit``
-        it cannot raise, so ``info["invalid_action"]`` is set (indices are then clamped by
-        JAX's gather semantics, which makes the slot's numbers meaningless: check the flag).
+        ``action`` must be a ``(U,)`` integer array of destinations in ``[0, N)``. A wrong shape
+        raises ``ValueError`` eagerly and under ``jit`` alike (shapes are static). Outside
+        ``jit`` a concrete action is checked before any cast (:func:`check_action`): a bool or
+        float dtype, or an entry outside ``[0, N)`` (``2**40`` included, which a cast to int32
+        would wrap to 0), raises. Inside ``jit`` values cannot raise, so ``info["invalid_action"]``
+        is set when the action has a non-integer dtype (bool, float: NaN and fractional entries
+        included, whole-valued floats too) or an entry outside ``[0, N)``; the entries are then
+        clamped explicitly to ``[0, N - 1]`` (NaN to 0), so the slot's numbers stay finite but
+        are meaningless: check the flag (see :meth:`evaluate_slot`).
         """
         del key  # the slot's outcome is deterministic given the state and the action
-        action = jnp.asarray(action)
-        if not isinstance(action, jax.core.Tracer):
-            check_action(np.asarray(action), self.config)
         info = self.evaluate_slot(state, action, params)
         next_state = state.replace(time=state.time + 1)
         truncated = next_state.time >= self.config.episode_length
@@ -107,12 +111,14 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         ``next_hop`` (``(U, N, N)``, from :func:`routing_tables`) may be passed by callers that
         evaluate many actions on one instance, so the shortest paths are computed once.
 
+        ``action`` is checked as in :meth:`step_env`: its shape always, a concrete action's dtype
+        and values eagerly (``ValueError``); a traced one sets ``invalid_action`` and is clamped.
+
         Returns:
             The info dict of ``step`` (without ``final_observation``).
         """
         cfg = self.config
-        action = action.astype(jnp.int32)
-        invalid = jnp.any((action < 0) | (action >= cfg.num_nodes))
+        action, invalid = _destinations(action, cfg)
         workload, price, discount = self.slot_inputs(state, params)
         if next_hop is None:
             _, next_hop = routing_tables(params)
@@ -193,7 +199,9 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         first = state.start + state.time - (cfg.window - 1)
         price_window = jax.lax.dynamic_slice(params.price_series, (first,), (cfg.window,))
         hydro_window = hydro_discount(jax.lax.dynamic_slice(params.hydro_series, (first,), (cfg.window,)), params)
-        shock = jax.lax.dynamic_slice(params.workload_shock, (first, 0), (cfg.window, cfg.num_users))
+        # An int32 zero: under jax_enable_x64 a Python 0 is int64, and the indices must share a dtype.
+        shock = jax.lax.dynamic_slice(params.workload_shock, (first, jnp.zeros_like(first)),
+                                      (cfg.window, cfg.num_users))
         load_window = workload_model(first + jnp.arange(cfg.window, dtype=jnp.int32), shock, params)
         attach = jax.nn.one_hot(params.user_node, cfg.num_nodes, dtype=jnp.float32)
         demand_window = load_window @ attach
@@ -291,12 +299,50 @@ def daily_workload_profile(params: CPNParams) -> jax.Array:
     return jnp.matmul(jnp.eye(24, dtype=jnp.float32), profile, precision=jax.lax.Precision.HIGHEST)
 
 
-def check_action(action: np.ndarray, config: CPNConfig) -> None:
-    """Host-side action check: raises ``ValueError`` naming the bad entries."""
-    if action.shape[-1:] != (config.num_users,):
-        raise ValueError(f"action shape {action.shape} is invalid: last axis must be num_users={config.num_users}")
-    bad = np.argwhere((action < 0) | (action >= config.num_nodes))
+def _check_action_shape(shape: tuple, config: CPNConfig) -> None:
+    if tuple(shape) != (config.num_users,):
+        raise ValueError(f"action of shape {tuple(shape)} is invalid: must be (num_users,) = ({config.num_users},), "
+                         "one destination per user")
+
+
+def check_action(action, config: CPNConfig) -> None:
+    """Host-side check of a concrete action, before any cast: raises ``ValueError`` naming the problem.
+
+    Args:
+        action: ``(U,)`` destinations: an integer array (NumPy, JAX or a list of ints), each in
+            ``[0, N)``. Bool and float arrays are refused (a cast would truncate 1.7 to 1 or
+            take True as node 1), and so is any entry outside the range (``2**40`` in int64
+            too, which a cast to int32 would wrap to 0).
+    """
+    action = np.asarray(action)
+    _check_action_shape(action.shape, config)
+    if action.dtype == np.bool_ or not np.issubdtype(action.dtype, np.integer):
+        raise ValueError(f"action of dtype {action.dtype} is invalid: must be an integer array of destinations in "
+                         f"[0, {config.num_nodes - 1}] (got {action.tolist()})")
+    bad = np.flatnonzero((action < 0) | (action >= config.num_nodes))
     if bad.size:
-        raise ValueError(
-            f"action[{tuple(bad[0])}]={action[tuple(bad[0])]} is invalid: destinations must be in [0, {config.num_nodes - 1}]"
-        )
+        raise ValueError(f"action[{int(bad[0])}]={action[bad[0]]} is invalid: destinations must be in "
+                         f"[0, {config.num_nodes - 1}]")
+
+
+def _destinations(action, config: CPNConfig) -> tuple[jax.Array, jax.Array]:
+    """``(U,)`` int32 destinations of ``action`` and the ``()`` bool flag of a bad action.
+
+    A concrete action is checked by :func:`check_action` (and raises); a traced one is flagged
+    when its dtype is not an integer or an entry is outside ``[0, N)``, compared in its own dtype
+    before the cast, and clamped to ``[0, N - 1]`` (NaN to 0) so the slot's numbers stay finite.
+    """
+    if not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(action)):
+        check_action(action, config)
+        return jnp.asarray(action, jnp.int32), jnp.zeros((), bool)
+    action = jnp.asarray(action)
+    _check_action_shape(action.shape, config)
+    last = config.num_nodes - 1
+    if jnp.issubdtype(action.dtype, jnp.integer):
+        if action.dtype.itemsize < 4:  # so that N - 1 fits the dtype of the comparison
+            action = action.astype(jnp.int32)
+        invalid = jnp.any((action < 0) | (action > last))
+        return jnp.clip(action, 0, last).astype(jnp.int32), invalid
+    # Bool or float: never a valid action; the clamp only keeps the numbers finite.
+    values = jnp.where(jnp.isnan(action), 0, action) if jnp.issubdtype(action.dtype, jnp.floating) else action
+    return jnp.clip(values.astype(jnp.float32), 0, last).astype(jnp.int32), jnp.ones((), bool)

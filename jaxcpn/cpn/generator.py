@@ -321,6 +321,10 @@ def _is_connected(adjacency: np.ndarray) -> bool:
 def validate_params(params: CPNParams, config: CPNConfig) -> CPNParams:
     """Checks a concrete (unbatched) instance on the host; raises ``ValueError`` naming the field.
 
+    With ``config.max_hops`` below ``num_nodes - 1`` it also checks that every route the env
+    takes (each user's delay-shortest path to every node) has at most ``max_hops`` hops, since a
+    longer one would be cut short (wrong delays).
+
     Returns:
         ``params`` unchanged, so it can wrap construction: ``validate_params(make(...), config)``.
     """
@@ -394,4 +398,37 @@ def validate_params(params: CPNParams, config: CPNConfig) -> CPNParams:
         _fail("hydro_share", "non-zero on a non-green node", "0 where green is False")
     if (p.user_node < 0).any() or (p.user_node >= n).any():
         _fail("user_node", f"range [{p.user_node.min()}, {p.user_node.max()}]", f"node indices in [0, {n - 1}]")
+    if config.hops < n - 1:
+        _check_route_lengths(params, config)
     return params
+
+
+def _check_route_lengths(params: CPNParams, config: CPNConfig) -> None:
+    """Every route the env can take fits ``config.hops`` (a longer one would be cut short: wrong delays).
+
+    The routes are the env's own: each user's delay-shortest paths for its packet size (the same
+    ``model.hop_delays`` / ``model.shortest_paths`` tables), from its access node to every node.
+    """
+    from jaxcpn.cpn import model
+
+    n = config.num_nodes
+    user_node, packet_size = np.asarray(params.user_node), np.asarray(params.packet_size)
+    destinations = np.arange(n)
+    longest = (0, 0, 0, 0)  # (hops, user, destination, source)
+    for size in np.unique(packet_size):
+        hop = model.hop_delays(jnp.float32(size), params.bandwidth, params.switch_delay, params.adjacency)
+        next_hop = np.asarray(model.shortest_paths(hop)[1])
+        for user in np.flatnonzero(packet_size == size):
+            node, hops = np.full(n, user_node[user]), np.zeros(n, np.int64)
+            for _ in range(n - 1):
+                moving = node != destinations
+                hops += moving
+                node = np.where(moving, next_hop[node, destinations], node)
+            worst = int(np.argmax(hops))
+            longest = max(longest, (int(hops[worst]), int(user), worst, int(user_node[user])))
+    hops, user, destination, source = longest
+    if hops > config.hops:
+        raise ValueError(
+            f"CPNConfig.max_hops={config.max_hops} is invalid for this instance: the route of user {user} "
+            f"(packet_size={float(packet_size[user]):g} Mb) from node {source} to node {destination} has {hops} "
+            f"hops; allowed: max_hops >= {hops}, the longest route (or None: num_nodes - 1, always enough)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +14,35 @@ ROUTING_MODES = ("shortest", "milp")
 LINK_CONFLICT_RULES = ("arrival", "priority")
 MILP_FORMULATIONS = ("paths", "edges")
 MILP_DEADLINE_MODES = ("strict", "reachable")
+
+
+MAX_STEP_BYTES = 4 * 2**30
+"""Default ceiling (4 GiB) on :func:`step_bytes`; ``CPNConfig(max_bytes=...)`` moves it."""
+
+
+def step_bytes(num_nodes: int, num_users: int) -> int:
+    """Estimated memory (bytes) of one environment: routing tables and the instance's ``(N, N)`` arrays.
+
+    ``routing_tables`` builds ``(U, N, N)`` float32 route delays and int32 next hops (8 bytes per
+    user and node pair, every step in ``"shortest"`` routing); generating the instance needs
+    about 32 bytes per node pair (``generator.instance_bytes``, which also counts the series and
+    is checked by ``generate_instance``). A batch of ``B`` environments needs ``B`` times this.
+    """
+    return 8 * num_users * num_nodes * num_nodes + 32 * num_nodes * num_nodes
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 2**30:.1f} GiB" if num_bytes >= 2**30 else f"{num_bytes / 2**20:.1f} MiB"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _require_int(name: str, value, low: int, none_allowed: bool = False) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        allowed = f"{'None or ' if none_allowed else ''}an int >= {low}"
+        raise ValueError(f"CPNConfig.{name}={value!r} is invalid: must be {allowed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +76,14 @@ class CPNConfig:
             tasks that can meet it alone in the network).
         milp_processes: host processes the batch of solves is fanned out over (``None``: all
             cores; 1: in the calling process).
+        max_bytes: ceiling on :func:`step_bytes`, the estimated memory of one environment
+            (``None``: ``MAX_STEP_BYTES``, 4 GiB); a larger config is refused at construction
+            with its estimate instead of exhausting memory in the first step.
+
+    Every field is checked at construction (``ValueError`` naming the field, the value and what
+    is allowed): ints are Python or NumPy ints, never bools or floats (``max_hops=2.5`` is
+    refused, not truncated), ``milp_tick`` is finite. A ``max_hops`` shorter than an instance's
+    routes is refused by ``validate_params`` (it depends on the topology).
     """
 
     num_nodes: int = 10
@@ -62,32 +100,34 @@ class CPNConfig:
     milp_iterations: int = 5
     milp_deadlines: str = "strict"
     milp_processes: int | None = 1
+    max_bytes: int | None = None
 
     def __post_init__(self):
-        for name, low in (("num_nodes", 1), ("num_users", 1), ("window", 1), ("episode_length", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise ValueError(f"CPNConfig.{name}={value!r} is invalid: must be an int >= {low}")
-        if self.routing not in ROUTING_MODES:
-            raise ValueError(f"CPNConfig.routing={self.routing!r} is invalid: must be one of {ROUTING_MODES}")
-        if self.link_conflicts not in LINK_CONFLICT_RULES:
-            raise ValueError(f"CPNConfig.link_conflicts={self.link_conflicts!r} is invalid: must be one of {LINK_CONFLICT_RULES}")
-        if self.max_hops is not None and not (1 <= self.max_hops):
-            raise ValueError(f"CPNConfig.max_hops={self.max_hops!r} is invalid: must be None or an int >= 1")
-        if not (isinstance(self.milp_tick, (int, float)) and self.milp_tick > 0):
-            raise ValueError(f"CPNConfig.milp_tick={self.milp_tick!r} is invalid: must be a float > 0 (s)")
-        if not (isinstance(self.milp_paths, int) and self.milp_paths >= 1):
-            raise ValueError(f"CPNConfig.milp_paths={self.milp_paths!r} is invalid: must be an int >= 1")
-        if self.milp_formulation not in MILP_FORMULATIONS:
-            raise ValueError(f"CPNConfig.milp_formulation={self.milp_formulation!r} is invalid: must be one of {MILP_FORMULATIONS}")
-        if not (isinstance(self.milp_time_limit, (int, float)) and self.milp_time_limit > 0):
-            raise ValueError(f"CPNConfig.milp_time_limit={self.milp_time_limit!r} is invalid: must be > 0 (s)")
-        if not (isinstance(self.milp_iterations, int) and self.milp_iterations >= 1):
-            raise ValueError(f"CPNConfig.milp_iterations={self.milp_iterations!r} is invalid: must be an int >= 1")
-        if self.milp_deadlines not in MILP_DEADLINE_MODES:
-            raise ValueError(f"CPNConfig.milp_deadlines={self.milp_deadlines!r} is invalid: must be one of {MILP_DEADLINE_MODES}")
-        if self.milp_processes is not None and not (isinstance(self.milp_processes, int) and self.milp_processes >= 1):
-            raise ValueError(f"CPNConfig.milp_processes={self.milp_processes!r} is invalid: must be None or an int >= 1")
+        for name, low in (("num_nodes", 1), ("num_users", 1), ("window", 1), ("episode_length", 1),
+                          ("milp_paths", 1), ("milp_iterations", 1)):
+            _require_int(name, getattr(self, name), low)
+        for name in ("max_hops", "milp_processes"):
+            if getattr(self, name) is not None:
+                _require_int(name, getattr(self, name), 1, none_allowed=True)
+        for name, choices in (("routing", ROUTING_MODES), ("link_conflicts", LINK_CONFLICT_RULES),
+                              ("milp_formulation", MILP_FORMULATIONS), ("milp_deadlines", MILP_DEADLINE_MODES)):
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in choices:
+                raise ValueError(f"CPNConfig.{name}={getattr(self, name)!r} is invalid: must be one of {choices}")
+        if not (_is_number(self.milp_tick) and math.isfinite(self.milp_tick) and self.milp_tick > 0):
+            raise ValueError(f"CPNConfig.milp_tick={self.milp_tick!r} is invalid: must be a finite float > 0 (s)")
+        if not (_is_number(self.milp_time_limit) and self.milp_time_limit > 0):  # inf: no limit
+            raise ValueError(f"CPNConfig.milp_time_limit={self.milp_time_limit!r} is invalid: must be > 0 (s; inf for "
+                             "no limit)")
+        if self.max_bytes is not None:
+            _require_int("max_bytes", self.max_bytes, 1, none_allowed=True)
+        limit = MAX_STEP_BYTES if self.max_bytes is None else self.max_bytes
+        estimate = step_bytes(self.num_nodes, self.num_users)
+        if estimate > limit:
+            raise ValueError(
+                f"CPNConfig: num_nodes={self.num_nodes}, num_users={self.num_users} is too large: one environment "
+                f"needs about {_size(estimate)} (8 B x num_users x num_nodes^2 of routing tables + 32 B x "
+                f"num_nodes^2 of instance), over max_bytes={_size(limit)}; use fewer nodes/users or pass a larger "
+                "max_bytes")
 
     @property
     def hops(self) -> int:
