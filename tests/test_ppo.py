@@ -162,14 +162,14 @@ def recurrent_rollouts(request):
     runner = jax.jit(trainer.init)(jax.random.PRNGKey(0))
     rollout = jax.jit(trainer.rollout)
     middle, first_traj = rollout(runner)
-    end, second_traj = rollout(middle)
-    return trainer, [(runner, first_traj), (middle, second_traj)], end
+    _, second_traj = rollout(middle)
+    return trainer, [(runner, traj, hand_rollout(trainer, runner, traj))
+                     for runner, traj in ((runner, first_traj), (middle, second_traj))]
 
 
 def test_recurrent_rollout_equals_hand_stepped_network(recurrent_rollouts):
-    trainer, rollouts, _ = recurrent_rollouts
-    for runner, traj in rollouts:
-        hand = hand_rollout(trainer, runner, traj)
+    trainer, rollouts = recurrent_rollouts
+    for _, traj, hand in rollouts:
         np.testing.assert_allclose(traj.log_prob, hand["log_prob"], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(traj.value, hand["value"], rtol=1e-5, atol=1e-5)
         done = np.asarray(traj.truncation | traj.termination)
@@ -179,12 +179,12 @@ def test_recurrent_rollout_equals_hand_stepped_network(recurrent_rollouts):
 
 
 def test_hidden_state_restarts_at_episode_boundaries(recurrent_rollouts):
-    trainer, rollouts, _ = recurrent_rollouts
+    trainer, rollouts = recurrent_rollouts
     config, episode_length = trainer.config, trainer.env.config.episode_length
-    for index, (runner, traj) in enumerate(rollouts):
+    for index, (_, traj, hand) in enumerate(rollouts):
         steps = index * config.num_steps + np.arange(config.num_steps)  # since the fresh runner
-        np.testing.assert_array_equal(traj.first, np.broadcast_to((steps % episode_length == 0)[:, None], traj.first.shape))
-        hand = hand_rollout(trainer, runner, traj)
+        starts = np.broadcast_to((steps % episode_length == 0)[:, None], traj.first.shape)
+        np.testing.assert_array_equal(traj.first, starts)
         for t in np.flatnonzero(np.asarray(traj.first[:, 0])):
             for b in range(config.num_envs):  # the states before an episode's first slot are its burn-in alone
                 stored = jax.tree.map(lambda x: x[t, b], traj.hidden)
@@ -196,35 +196,37 @@ def test_hidden_state_restarts_at_episode_boundaries(recurrent_rollouts):
 def test_training_sequences_reproduce_the_rollout(recurrent_rollouts):
     """The loss's re-run of the LSTMs over [T, M] sequences from the stored states gives the
     rollout's log-probabilities and values at the rollout's parameters (ratio 1)."""
-    trainer, rollouts, _ = recurrent_rollouts
+    trainer, rollouts = recurrent_rollouts
     network, params = trainer.network, trainer.env_params
-    for runner, traj in rollouts:
+    for runner, traj, _ in rollouts:
         variables = runner.train_state.params
         temporal = nets.advance_sequence(network, variables, traj.hidden, traj.obs, traj.first)
         merge = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
         logits, values = nets.policy_outputs(network, variables, (), jax.tree.map(merge, traj.obs), params.adjacency,
                                              merge(temporal))
-        np.testing.assert_allclose(nets.log_prob(logits, merge(traj.action)), merge(traj.log_prob), rtol=1e-5, atol=1e-5)
+        log_prob = nets.log_prob(logits, merge(traj.action))
+        np.testing.assert_allclose(log_prob, merge(traj.log_prob), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(values, merge(traj.value), rtol=1e-5, atol=1e-5)
 
 
-def test_network_policy_replays_the_recurrent_state(recurrent_rollouts):
+def test_network_policy_replays_the_recurrent_state():
     """Evaluation rebuilds the LSTM states from the episode's start: equal to stepping them."""
-    trainer, rollouts, _ = recurrent_rollouts
-    network, env, params = trainer.network, trainer.env, trainer.env_params
-    variables = rollouts[0][0].train_state.params
+    network = make_trainer(recurrent_config(4)).network
+    env = GreenCPN(recurrent_config(4).env_config)
+    params = env.default_params
     obs, state = env.reset(jax.random.PRNGKey(11), params)
-    carry = network.apply(variables, obs, method=nets.STPerNetwork.burn_in)
+    variables = jax.jit(network.init)(jax.random.PRNGKey(3), obs, params.adjacency)
+    advance = jax.jit(lambda carry, obs: network.apply(variables, carry, obs, method=nets.STPerNetwork.advance))
+    head = jax.jit(lambda obs, carry: network.apply(variables, obs, nets.temporal_features(carry), params.adjacency,
+                                                    method=nets.STPerNetwork.head)[0])
     replayed = jax.jit(lambda s: episode_carry(network, variables, env, s, params))
     policy = jax.jit(lambda s: network_policy(network, variables)(None, env, s, params))
+    carry = network.apply(variables, obs, method=nets.STPerNetwork.burn_in)
     for _ in range(env.config.episode_length):
-        carry = network.apply(variables, carry, obs, method=nets.STPerNetwork.advance)
+        carry = advance(carry, obs)
         chex.assert_trees_all_close(replayed(state), carry, rtol=1e-5, atol=1e-6)
-        logits, _ = network.apply(variables, obs, nets.temporal_features(carry), params.adjacency,
-                                  method=nets.STPerNetwork.head)
-        np.testing.assert_array_equal(policy(state), np.argmax(logits, -1))
-        action = jnp.asarray(np.arange(4) % 4, jnp.int32)
-        obs, state, *_ = env.step_env(jax.random.PRNGKey(0), state, action, params)
+        np.testing.assert_array_equal(policy(state), np.argmax(head(obs, carry), -1))
+        obs, state, *_ = env.step_env(jax.random.PRNGKey(0), state, jnp.arange(4, dtype=jnp.int32), params)
 
 
 def test_no_recompilation_across_chunks():

@@ -135,7 +135,8 @@ def test_recurrent_lstms_step_slot_by_slot(variant):
             expected = (np.zeros(8), np.zeros(8))
             for x in series[name]:
                 expected = numpy_lstm(variables["params"][f"lstm_{name}"], expected, np.asarray(x, np.float64))
-            np.testing.assert_allclose(getattr(carry, name)[1], expected[1], rtol=2e-5, atol=2e-6, err_msg=f"{name} t={t}")
+            np.testing.assert_allclose(getattr(carry, name)[1], expected[1], rtol=2e-5, atol=2e-6,
+                                       err_msg=f"{name} t={t}")
     # the window encoder at the first slot is the same LSTM over the same W slots
     first_obs, _ = env.reset(jax.random.PRNGKey(5), params)
     temporal = nets.temporal_features(advance(burn_in(first_obs), first_obs))
@@ -161,4 +162,5 @@ def test_bad_perception():
     env = GreenCPN(CONFIG)
     obs, _ = env.reset(jax.random.PRNGKey(0), env.default_params)
     with pytest.raises(ValueError, match="perception"):
-        STPerNetwork(num_nodes=4, num_users=5, perception="nope").init(jax.random.PRNGKey(0), obs, env.default_params.adjacency)
+        net = STPerNetwork(num_nodes=4, num_users=5, perception="nope")
+        net.init(jax.random.PRNGKey(0), obs, env.default_params.adjacency)

@@ -242,7 +242,8 @@ class STPerNetwork(nn.Module):
         cells = (self.lstm_price, self.lstm_hydro, self.lstm_demand)
         return PerceptionCarry(*(cell(state, x[-1])[0] for cell, state, x in zip(cells, carry, self._lstm_inputs(obs))))
 
-    def head(self, obs: CPNObservation, temporal: jax.Array | None, adjacency: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def head(self, obs: CPNObservation, temporal: jax.Array | None,
+             adjacency: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Policy logits and state value from the current observation and the LSTM features.
 
         Args:
@@ -316,7 +317,8 @@ def restart(network: STPerNetwork, variables, carry, obs: CPNObservation, first:
         return carry
 
     def started(carry):
-        burnt = jax.vmap(functools.partial(network.apply, method=STPerNetwork.burn_in), in_axes=(None, 0))(variables, obs)
+        burn_in = jax.vmap(functools.partial(network.apply, method=STPerNetwork.burn_in), in_axes=(None, 0))
+        burnt = burn_in(variables, obs)
         return jax.tree.map(lambda s, c: jnp.where(first[:, None], s, c), burnt, carry)
 
     if isinstance(may_start, bool):

@@ -449,8 +449,8 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
             final_value = final_value(info["final_observation"]) if bootstrap else jnp.zeros_like(value)
         episode_return = runner.episode_return + reward
         transition = Transition(
-            obs=stored_obs(runner.obs), first=runner.first, hidden=start, action=action, log_prob=nets.log_prob(logits, action), value=value,
-            final_value=final_value,
+            obs=stored_obs(runner.obs), first=runner.first, hidden=start, action=action,
+            log_prob=nets.log_prob(logits, action), value=value, final_value=final_value,
             reward=reward, termination=terminated, truncation=truncated,
             profit=reward, delay=info["delay"].mean(-1), miss=info["deadline_miss"].mean(-1),
             finished_return=jnp.where(done, episode_return, 0.0),

@@ -79,6 +79,7 @@ def markdown(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         lines.append(f"| {r['variant']} | {r['perception']} | {r['num_envs']} | {r['num_steps']} | "
-                     f"{r['env_steps_per_s']:.0f} | {r['vs_stper_m']:.2f} | {r['updates_per_s']:.2f} | {r['first_call_s']:.1f} |")
+                     f"{r['env_steps_per_s']:.0f} | {r['vs_stper_m']:.2f} | {r['updates_per_s']:.2f} | "
+                     f"{r['first_call_s']:.1f} |")
     lines.append(f"\nPeak RSS: {results['peak_rss_mib']:.0f} MiB")
     return "\n".join(lines)
