@@ -73,6 +73,17 @@ def test_train_on_real_files_record_them_and_train_longer(exports, tmp_path):
     assert longer[:5] == rows and len(longer) == 1 + 6
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["num_updates"] for h in history] == [4, 6]
+    # a second fresh run in the same folder is refused and leaves every byte of the first in place
+    import hashlib
+
+    def snapshot():
+        return {p.relative_to(run): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*"))
+                if p.is_file()}
+
+    before = snapshot()
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_stper.main([*TINY, "--variant", "stper-l", "--run-dir", str(run)])
+    assert snapshot() == before
     # the saved run, evaluated again from its checkpoint, reproduces its own summary; and pictures
     from agents.stper import evaluate as evaluate_stper
 

@@ -897,3 +897,28 @@ def test_cpn_float64_mode_keeps_float32(tmp_path):
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "x64 ok" in result.stdout
+
+
+def test_cpn_long_horizon_finite_and_no_dtype_drift():
+    """2,000 slots x 64 envs under jit (many auto-resets, random actions): finite values, fixed dtypes."""
+    env = GreenCPN(CPN)
+    params = env.default_params
+    obs0, state0 = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(KEY, 64), params)
+
+    @jax.jit
+    def run(key):
+        def body(carry, key):
+            state = carry
+            key_act, key_step = jax.random.split(key)
+            action = jax.random.randint(key_act, (64, CPN.num_users), 0, CPN.num_nodes, jnp.int32)
+            obs, state, reward, _, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(key_step, 64), state, action, params)
+            bad = jnp.any(~jnp.isfinite(reward)) | jnp.any(~jnp.isfinite(info["delay"]))
+            bad |= jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in jax.tree.leaves(obs)]))
+            return state, (bad, truncated.sum(), reward.dtype == jnp.float32)
+        return jax.lax.scan(body, state0, jax.random.split(key, 2000))
+
+    state, (bad, truncated, _) = run(jax.random.PRNGKey(3))
+    assert not bool(np.asarray(bad).any())
+    assert int(np.asarray(truncated).sum()) == 64 * (2000 // CPN.episode_length)
+    assert jax.tree.map(lambda x: x.dtype, state) == jax.tree.map(lambda x: x.dtype, state0)
