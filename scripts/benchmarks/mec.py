@@ -3,15 +3,13 @@ objective gaps against CVXPY, per-slot scheduling and per-frame deployment laten
 7.21 ms and 19.39 ms), vmapped MEC frame steps/s.
 
 ``run(quick)`` returns JSON-able numbers (medians over repeats, warm-up excluded, both sides of
-every ratio measured in this process); ``markdown(results)`` renders a table. Standalone:
-``python scripts/benchmarks/mec.py [--quick]`` prints both.
+every ratio measured in this process); ``markdown(results)`` renders a table
+(``python scripts/bench.py --sections mec [--quick]``).
 """
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
 import time
 
 import jaxcpn  # noqa: F401  (first: sets the XLA:CPU flag before JAX initialises)
@@ -20,21 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcpn.mec import MECConfig, TwoTimescaleMEC, model
+from benchmarks.common import time_calls
 from solvers.scheduling import qp_objective, solve_qp_cvxpy, solve_qp_jax
 
 PAPER_SLOT_MS = 7.21
 PAPER_FRAME_MS = 19.39
 FRAME_BATCH = 256  # the batch of the "QPs/s inside vmapped MEC frames" figure
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up (compilation, caches)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _side_by_side(fn, repeats: int, problems, solves_per_repeat: int):
@@ -139,16 +128,16 @@ def run(quick: bool = False) -> dict:
     slot_warm = jax.jit(env.schedule_slot)
     slot_cold = jax.jit(lambda a, d, p: env.schedule_slot(a, d, p))
     lat_repeats = 50 if quick else 300
-    results["slot_schedule_ms"] = 1e3 * _median_seconds(
+    results["slot_schedule_ms"] = 1e3 * time_calls(
         lambda: jax.block_until_ready(slot_warm(arrivals, deployment, params, previous)), lat_repeats)
-    results["slot_schedule_cold_ms"] = 1e3 * _median_seconds(
+    results["slot_schedule_cold_ms"] = 1e3 * time_calls(
         lambda: jax.block_until_ready(slot_cold(arrivals, deployment, params)), lat_repeats)
     results["slot_schedule_paper_ms"] = PAPER_SLOT_MS
 
     # Per-frame deployment latency: M knapsacks over (M, K) values, jitted.
     values = jax.random.normal(key, (config.num_cells, config.num_services))
     deploy = jax.jit(env.deployment_from_values)
-    results["frame_deployment_ms"] = 1e3 * _median_seconds(
+    results["frame_deployment_ms"] = 1e3 * time_calls(
         lambda: jax.block_until_ready(deploy(values, params)), lat_repeats)
     results["frame_deployment_paper_ms"] = PAPER_FRAME_MS
 
@@ -163,7 +152,7 @@ def run(quick: bool = False) -> dict:
             seconds, frame_cvxpy_rate = _side_by_side(run_step, max(3, repeats // 2), problems, solves_per_repeat)
             frame_arrivals = step(keys, states, deployments, params)[1].arrivals
         else:
-            seconds = _median_seconds(run_step, max(3, repeats // 4))
+            seconds = time_calls(run_step, max(3, repeats // 4))
         results[f"frame_steps_per_s_{num_envs}"] = num_envs / seconds
     frame_rate = results[f"frame_steps_per_s_{FRAME_BATCH}"] * qps_per_frame
     results["frame_batch"] = FRAME_BATCH
@@ -207,8 +196,3 @@ def markdown(results: dict) -> str:
               for name, value, note in rows]
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    out = run(quick="--quick" in sys.argv)
-    print(json.dumps(out, indent=2))
-    print(markdown(out))
