@@ -18,8 +18,8 @@ Choices (documented in docs/model.md, section on the STPer agent):
   truncated step bootstraps from ``V(info["final_observation"])`` (the pre-reset observation).
   Termination (supported, never produced by this env) stops the bootstrap. Either ends the GAE
   trace. ``V(s'_t)`` of a step that does not end an episode is the next step's ``V(s_{t+1})``,
-  so the rollout evaluates the network on ``final_observation`` only under a ``lax.cond`` at
-  steps where an episode ends.
+  so the rollout evaluates the network on ``final_observation`` only at steps where an episode
+  may end (see the schedule below), not as a second forward pass of every step.
 - **Recurrent perception** (``perception="recurrent"``, the default of STPer and STPer-L): the
   three LSTMs carry their states from slot to slot (eqs. 18-20); at an episode's first
   observation a burn-in over the ``W - 1`` slots of its window before the current one
@@ -32,10 +32,11 @@ Choices (documented in docs/model.md, section on the STPer agent):
   ``perception="window"`` re-encodes every observation's window instead (W times the work).
 - **Static episode schedule.** Episodes of the CPN all last ``episode_length`` slots and start
   together, so when ``num_steps`` is a multiple of ``episode_length`` every rollout starts an
-  episode at steps ``0, T, 2T, ...`` and ends one at ``T - 1, 2T - 1, ...``; the burn-in and the
-  bootstrap branch on the scan index there, which stays a true branch under ``jax.vmap`` over
-  seeds or instances. Otherwise they branch on ``any(first)`` / ``any(done)`` (a ``vmap`` then
-  turns the branch into a select that computes both sides).
+  episode at steps ``0, T, 2T, ...`` and ends one at ``T - 1, 2T - 1, ...``. The rollout is then
+  a scan over episodes, each a scan over its first ``T - 1`` steps plus its last step (the only
+  one that bootstraps), and the burn-in branches on the step index, which stays a true branch
+  under ``jax.vmap`` over seeds or instances. Otherwise both branch on ``any(first)`` /
+  ``any(done)`` (a ``vmap`` then turns the branch into a select that computes both sides).
 - **Policy.** Independent categoricals over each user's destination; the joint log-probability
   and entropy are sums over users.
 """
