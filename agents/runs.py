@@ -236,6 +236,20 @@ def read_metrics(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def restore_runner(run_dir: Path, trainer: Any, num_seeds: int, seed: int, step: int | None = None):
+    """``(runner, step)``: a run's seeds-batched runner state at checkpoint ``step`` (default the last).
+
+    ``trainer`` (a PPO or DDQN trainer) gives the structure to restore into, initialised like the
+    training job (``seed_keys(seed, num_seeds)``, one device).
+    """
+    from agents import sharding
+    from agents.seeds import seed_keys
+
+    init, _ = sharding.sharded_trainer_fns(trainer, sharding.make_mesh(1), 1, num_seeds=num_seeds)
+    target = init(np.asarray(seed_keys(seed, num_seeds)))
+    return checkpoint.restore_checkpoint(Path(run_dir) / "checkpoints", target, step)
+
+
 # ----------------------------------------------------------------------------- TensorBoard
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated
 
 import jax
-import numpy as np
 import tyro
 
 from agents.stper.baselines import CPN_POLICIES, rollout_cpn
@@ -108,15 +107,12 @@ class RunArgs:
 
 def restore_run(run_dir: Path, step: int | None = None, config: TrainConfig | None = None):
     """``(config, trainer_config, runner)`` of a train-stper run folder at checkpoint ``step``."""
-    from agents import checkpoint, runs, sharding
-    from agents.seeds import seed_keys
+    from agents import runs
     from agents.stper.ppo import make_trainer
 
     config = runs.load_run_config("train-stper", TrainConfig, run_dir) if config is None else config
     trainer = make_trainer(config.ppo, env_params=instance_params(config))
-    init, _ = sharding.sharded_trainer_fns(trainer, sharding.make_mesh(1), 1, num_seeds=config.num_seeds)
-    target = init(np.asarray(seed_keys(config.seed, config.num_seeds)))
-    runner, done = checkpoint.restore_checkpoint(Path(run_dir) / "checkpoints", target, step)
+    runner, done = runs.restore_runner(run_dir, trainer, config.num_seeds, config.seed, step)
     return config, runner, done
 
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import jax
-import numpy as np
 import tyro
 
 from agents.ttosc.train import JOB, TrainConfig, evaluate_all, instance_params, summary_table, decision_times
@@ -45,14 +44,11 @@ class RunArgs:
 
 def restore_run(run_dir: Path, config: TrainConfig, step: int | None = None):
     """``(trainer, runner, step)`` of a train-ttosc run folder at checkpoint ``step``."""
-    from agents import checkpoint, sharding
-    from agents.seeds import seed_keys
+    from agents import runs
     from agents.ttosc.ddqn import make_trainer
 
     trainer = make_trainer(config.ddqn, env_params=instance_params(config))
-    init, _ = sharding.sharded_trainer_fns(trainer, sharding.make_mesh(1), 1, num_seeds=config.num_seeds)
-    target = init(np.asarray(seed_keys(config.seed, config.num_seeds)))
-    runner, done = checkpoint.restore_checkpoint(Path(run_dir) / "checkpoints", target, step)
+    runner, done = runs.restore_runner(run_dir, trainer, config.num_seeds, config.seed, step)
     return trainer, runner, done
 
 

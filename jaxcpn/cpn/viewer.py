@@ -142,29 +142,15 @@ def render_episode(env: GreenCPN, params: CPNParams, key: jax.Array, act: Callab
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    from jaxcpn.animation import play, save_gif
 
     num_slots = env.config.episode_length if num_slots is None else num_slots
-    if num_slots < 1:
-        raise ValueError(f"render_episode: num_slots={num_slots!r} is invalid: must be >= 1")
-    key, reset_key = jax.random.split(key)
-    obs, state = env.reset(reset_key, params)
-    frames = []
-    for _ in range(num_slots):
-        key, act_key, step_key = jax.random.split(key, 3)
-        action = np.asarray(act(act_key, obs, state))
-        frames.append((state, action))
-        obs, state, *_ = env.step(step_key, state, action, params)
+    steps = play(env, params, key, act, num_slots)
     positions = layout(np.asarray(params.adjacency))
-    fig, ax = plt.subplots(figsize=(7, 6))
-    animation = FuncAnimation(fig, lambda i: render_slot(env, params, *frames[i], ax=ax, positions=positions),
-                              frames=len(frames))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    animation.save(path, writer=PillowWriter(fps=fps))
-    plt.close(fig)
-    return path
+
+    def draw(i, fig):
+        fig.clear()
+        state, action, _ = steps[i]
+        render_slot(env, params, state, action, ax=fig.add_subplot(), positions=positions)
+
+    return save_gif(draw, len(steps), path, fps, (7, 6))

@@ -106,27 +106,8 @@ def render_episode(env: TwoTimescaleMEC, params: MECParams, key: jax.Array, act:
         act: ``act(key, obs, state) -> (M, K) bool`` deployment of each frame.
         path: the ``.gif`` to write (its folder is created).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    from jaxcpn.animation import play, save_gif
 
     num_frames = env.config.frames_per_episode if num_frames is None else num_frames
-    if num_frames < 1:
-        raise ValueError(f"render_episode: num_frames={num_frames!r} is invalid: must be >= 1")
-    key, reset_key = jax.random.split(key)
-    obs, state = env.reset(reset_key, params)
-    frames = []
-    for _ in range(num_frames):
-        key, act_key, step_key = jax.random.split(key, 3)
-        deployment = np.asarray(act(act_key, obs, state), bool)
-        frames.append((state, deployment, jax.random.split(step_key)[0]))  # the key step passes to step_env
-        obs, state, *_ = env.step(step_key, state, deployment, params)
-    fig = plt.figure(figsize=(13, 4.2))
-    animation = FuncAnimation(fig, lambda i: render_frame(env, params, *frames[i], fig=fig), frames=len(frames))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    animation.save(path, writer=PillowWriter(fps=fps))
-    plt.close(fig)
-    return path
+    steps = play(env, params, key, act, num_frames, dtype=bool)
+    return save_gif(lambda i, fig: render_frame(env, params, *steps[i], fig=fig), len(steps), path, fps, (13, 4.2))
