@@ -57,28 +57,6 @@ def parse_with_presets(config_type: type[T], presets: Mapping[str, T], argv: lis
     return tyro.cli(config_type, default=presets[preset], args=argv, description=description)
 
 
-def flag(name: str) -> str:
-    """The command-line flag of a config field: ``num_seeds`` -> ``--num-seeds``."""
-    return "--" + name.replace("_", "-")
-
-
-def require_positive(config, *names: str, allow_none: bool = False) -> None:
-    """Raises ``ValueError`` naming the flag, the value and the rule for a field below 1."""
-    for name in names:
-        value = getattr(config, name)
-        if value is None and allow_none:
-            continue
-        if value is None or value < 1:
-            raise ValueError(f"{flag(name)}={value!r} is invalid: must be an integer >= 1")
-
-
-def require_nonempty(config, *names: str) -> None:
-    """Raises ``ValueError`` naming the flag for an empty sequence field."""
-    for name in names:
-        if not getattr(config, name):
-            raise ValueError(f"{flag(name)} is empty: give at least one value")
-
-
 def usage() -> str:
     width = max(map(len, JOBS))
     lines = [__doc__.strip().splitlines()[0], "", "usage: jaxcpn <job> [flags]   (jaxcpn <job> --help)", "", "jobs:"]

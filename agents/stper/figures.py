@@ -47,7 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents import outputs
-from agents.cli import parse_with_presets, require_positive
+from agents.checks import require_positive
+from agents.cli import parse_with_presets
 from agents.outputs import write_csv
 from agents.seeds import seed_keys
 from agents.stper.baselines import CPN_POLICIES, rollout_cpn

@@ -153,13 +153,13 @@ def instance_record(args: InstanceArgs) -> dict:
     return record
 
 
-def check_record(args: InstanceArgs, record: dict, run_dir: Path) -> None:
+def check_record(record: dict | None, run_dir: Path) -> None:
     """Refuses to resume a run whose data files changed since it started.
 
     Raises:
         ValueError: a file's SHA-256 differs from the one the run recorded.
     """
-    if not isinstance(record.get("series"), dict):
+    if not isinstance(record, dict) or not isinstance(record.get("series"), dict):
         return
     for name, saved in record["series"].items():
         now = file_record(saved["path"]) if Path(saved["path"]).exists() else None

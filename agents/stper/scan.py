@@ -28,7 +28,7 @@ import numpy as np
 import tyro
 
 from agents import runs, sharding
-from agents.cli import require_nonempty, require_positive
+from agents.checks import require_nonempty, require_positive
 from agents.scan import padded_runs, report, train_runs, write_outputs
 from agents.stper.ppo import PPOConfig, PPOHyperparams, make_trainer
 

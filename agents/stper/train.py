@@ -30,7 +30,8 @@ import numpy as np
 import tyro
 
 from agents import outputs, runs, sharding
-from agents.cli import flag, parse_with_presets, require_positive
+from agents.checks import flag, require_positive
+from agents.cli import parse_with_presets
 from agents.seeds import seed_keys
 from agents.stper.baselines import CPN_POLICIES, rollout_cpn
 from agents.stper.instance import InstanceArgs, check_record, instance_record, make_instance
@@ -236,10 +237,10 @@ def format_table(config: TrainConfig, results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``jaxcpn train-stper``: trains (or resumes), evaluates and writes the run folder."""
-    config = parse_config(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    config = parse_config(argv)
     if config.distributed:
         sharding.initialize_distributed(config.coordinator_address, config.num_processes, config.process_id)
-    argv = sys.argv[1:] if argv is None else argv
     if config.resume is not None:
         run_dir = config.resume
         saved = runs.load_run_config(JOB, TrainConfig, run_dir)
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(saved, ppo=ppo, resume=run_dir, run_dir=run_dir,
                                      devices=config.devices if "devices" in longer else saved.devices,
                                      tensorboard=config.tensorboard if "tensorboard" in longer else saved.tensorboard)
-        check_record(config.instance, runs.read_json(run_dir / "instance.json"), run_dir)
+        check_record(runs.read_json(run_dir / "instance.json"), run_dir)
         print(f"resuming {run_dir} (its config.json" + (f"; --num-updates {ppo.num_updates})" if longer else ")"))
     else:
         run_dir = config.run_dir or runs.default_run_dir(f"stper-{config.ppo.variant}")

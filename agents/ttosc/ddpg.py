@@ -21,7 +21,7 @@ import optax
 import tyro
 
 from agents.ttosc.baselines import popularity_deployment
-from agents.checks import non_negative, positive, require_int, require_real
+from agents.checks import non_negative, positive, require_episode_budget, require_int, require_real
 from agents.replay import ReplayState, replay_add, replay_init, replay_sample
 from jaxcpn.mec import model
 from jaxcpn.mec.env import TwoTimescaleMEC
@@ -80,12 +80,7 @@ class DDPGConfig:
             require_real("DDPGConfig", name, getattr(self, name), positive, "> 0")
         require_real("DDPGConfig", "tau", self.tau, lambda v: 0 < v <= 1, "in (0, 1]")
         require_real("DDPGConfig", "noise_std", self.noise_std, non_negative, ">= 0")
-        if self.num_episodes % self.num_envs:
-            raise ValueError(f"DDPGConfig.num_episodes={self.num_episodes} is invalid: must be a multiple of "
-                             f"num_envs={self.num_envs}")
-        if self.learning_starts > self.buffer_size:
-            raise ValueError(f"DDPGConfig.learning_starts={self.learning_starts} is invalid: must be <= "
-                             f"buffer_size={self.buffer_size} (learning would never start)")
+        require_episode_budget("DDPGConfig", self.num_episodes, self.num_envs, self.buffer_size, self.learning_starts)
         if self.gamma != 0.0:
             raise ValueError(f"DDPGConfig.gamma={self.gamma!r} is invalid: only 0 (a per-slot contextual bandit) is implemented")
 

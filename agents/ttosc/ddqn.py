@@ -25,7 +25,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from agents.ttosc.networks import TTOSCNetwork, apply_agents, deployment_value, greedy_deployment, init_agents
-from agents.checks import positive, require_int, require_real, unit_interval
+from agents.checks import positive, require_episode_budget, require_int, require_real, unit_interval
 from agents.replay import ReplayState, replay_add, replay_init, replay_sample
 from jaxcpn.mec.env import TwoTimescaleMEC
 from jaxcpn.mec.generator import generate_params
@@ -94,15 +94,10 @@ class DDQNConfig:
         require_real("DDQNConfig", "max_grad_norm", self.max_grad_norm, positive, "> 0")
         for name in ("epsilon_start", "epsilon_end", "gamma"):
             require_real("DDQNConfig", name, getattr(self, name), unit_interval, "in [0, 1]")
-        if self.num_episodes % self.num_envs:
-            raise ValueError(f"DDQNConfig.num_episodes={self.num_episodes} is invalid: must be a multiple of "
-                             f"num_envs={self.num_envs} (episodes run num_envs at a time)")
         if self.buffer_size < self.num_envs:
             raise ValueError(f"DDQNConfig.buffer_size={self.buffer_size} is invalid: must be >= num_envs="
                              f"{self.num_envs} (every frame adds num_envs transitions)")
-        if self.learning_starts > self.buffer_size:
-            raise ValueError(f"DDQNConfig.learning_starts={self.learning_starts} is invalid: must be <= "
-                             f"buffer_size={self.buffer_size} (a fuller buffer never comes: learning would never start)")
+        require_episode_budget("DDQNConfig", self.num_episodes, self.num_envs, self.buffer_size, self.learning_starts)
 
     @property
     def num_iterations(self) -> int:

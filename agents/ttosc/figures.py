@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents import outputs
-from agents.cli import require_positive
+from agents.checks import require_positive
 from agents.outputs import smooth
 from agents.seeds import seed_keys
 from agents.ttosc import baselines as mb

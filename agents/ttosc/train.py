@@ -29,7 +29,8 @@ import numpy as np
 import tyro
 
 from agents import outputs, runs, sharding
-from agents.cli import parse_with_presets, require_positive
+from agents.checks import require_positive
+from agents.cli import parse_with_presets
 from agents.seeds import seed_keys
 from agents.ttosc import baselines as mb
 from agents.ttosc.ddpg import DDPGConfig, ddpg_env, make_ddpg_trainer

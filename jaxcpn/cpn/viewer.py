@@ -81,7 +81,7 @@ def render_slot(env: GreenCPN, params: CPNParams, state: CPNState, action, ax=No
     action = np.asarray(action)
     check_action(action, env.config)
     numbers = slot_numbers(env, params, state, action)
-    info, (workload, price, discount) = numbers["info"], numbers["inputs"]
+    info, (_, price, discount) = numbers["info"], numbers["inputs"]
     p = jax.device_get(params)
     adjacency = np.asarray(p.adjacency, bool)
     pos = layout(adjacency) if positions is None else np.asarray(positions)

@@ -320,12 +320,28 @@ class TwoTimescaleMECGymnax(GymnaxEnvironment):
 
 # ------------------------------------------------------------------------------------ wrappers
 class _Proxy:
-    """Forwards unknown non-dunder attributes to ``self._env`` (safe under ``copy.deepcopy``)."""
+    """Forwards unknown non-dunder attributes to ``self._env`` (safe under ``copy.deepcopy``).
+
+    ``name``, ``num_actions`` and ``default_params`` are properties of gymnax's ``Environment``,
+    so ``__getattr__`` never sees them in a wrapper that subclasses it: they are forwarded here.
+    """
 
     def __getattr__(self, name: str):
         if name.startswith("__") or name == "_env":
             raise AttributeError(name)
         return getattr(self._env, name)
+
+    @property
+    def name(self) -> str:
+        return self._env.name
+
+    @property
+    def num_actions(self) -> int:
+        return self._env.num_actions
+
+    @property
+    def default_params(self):
+        return self._env.default_params
 
 
 class FlattenObservationWrapper(_Proxy, gymnax_environment.Environment):
@@ -342,18 +358,6 @@ class FlattenObservationWrapper(_Proxy, gymnax_environment.Environment):
     def __init__(self, env: gymnax_environment.Environment):
         super().__init__()
         self._env = env
-
-    @property
-    def name(self) -> str:
-        return self._env.name
-
-    @property
-    def num_actions(self) -> int:
-        return self._env.num_actions
-
-    @property
-    def default_params(self):
-        return self._env.default_params
 
     def _space(self, params):
         return self._env.observation_space(self.default_params if params is None else params)
@@ -403,30 +407,9 @@ class LegacyStepWrapper(_Proxy):
     def __init__(self, env: gymnax_environment.Environment):
         self._env = env
 
-    @property
-    def name(self) -> str:
-        return self._env.name
-
-    @property
-    def num_actions(self) -> int:
-        return self._env.num_actions
-
-    @property
-    def default_params(self):
-        return self._env.default_params
-
-    def reset(self, key: jax.Array, params=None):
-        return self._env.reset(key, params)
-
     def step(self, key: jax.Array, state, action, params=None):
         obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
         return obs, state, reward, jnp.logical_or(terminated, truncated), info
-
-    def observation_space(self, params):
-        return self._env.observation_space(params)
-
-    def action_space(self, params):
-        return self._env.action_space(params)
 
 
 # --------------------------------------------------------------------------- one decision per user
