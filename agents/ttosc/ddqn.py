@@ -41,7 +41,7 @@ class DDQNConfig:
         num_services: K services.
         slots_per_frame: L slots per frame.
         frames_per_episode: frames (decisions) per episode.
-        qp_iterations: FISTA iterations of the per-slot convex scheduler while training.
+        qp_iterations: iteration cap of the per-slot convex scheduler while training.
         instance_seed: seed of the MEC instance (``generate_params``).
         num_envs: parallel environments (one transition each per frame).
         num_episodes: episodes to train, counted over all environments.

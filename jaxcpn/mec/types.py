@@ -33,8 +33,9 @@ class MECConfig:
         frames_per_episode: frames (deployment decisions) before the episode is truncated.
         scheduler: per-slot scheduling solver: ``"jax"`` (``solve_qp_jax``, default) or
             ``"cvxpy"`` (``solve_qp_cvxpy`` through a batched host callback).
-        qp_iterations: FISTA iterations of the ``"jax"`` scheduler per slot (warm-started from
-            the previous slot's schedule).
+        qp_iterations: cap on the interior-point iterations of the ``"jax"`` scheduler per slot
+            (it stops earlier once each QP is certified within 2e-5; the previous slot's schedule
+            is a warm-start candidate).
         max_storage_units: static bound on any ES storage capacity (size of the knapsack DP
             table used to pick deployments); params are checked against it.
         callback_processes: worker processes of the ``"cvxpy"`` callback (1: in process).
