@@ -259,9 +259,26 @@ def test_tiny_recurrent_training_beats_random():
     assert returns[-5:].mean() > returns[:5].mean()
 
 
+def test_training_updates_the_learned_adjacency():
+    """PPO trains the graph learning module (the default): its node embeddings and mixing share
+    move; the topology ablation has no such parameters."""
+    trainer = make_trainer(recurrent_config(4))
+    start = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    runner, _ = jax.jit(trainer.train_chunk, static_argnums=1)(start, 2)
+    before, after = (r.train_state.params["params"]["graph_learning"] for r in (start, runner))
+    chex.assert_tree_all_finite(after)
+    assert float(jnp.abs(after["node_embedding"] - before["node_embedding"]).max()) > 0
+    assert float(after["mix_logit"]) != float(before["mix_logit"])
+    topology = make_trainer(recurrent_config(4, adjacency="topology"))
+    assert "graph_learning" not in jax.jit(topology.init)(jax.random.PRNGKey(0)).train_state.params["params"]
+
+
 def test_recurrent_config_checks():
     with pytest.raises(ValueError, match="perception"):
         PPOConfig(perception="nope")
+    with pytest.raises(ValueError, match=r"PPOConfig.adjacency='fixed' is invalid: must be one of \('learned', "):
+        PPOConfig(adjacency="fixed")
+    assert PPOConfig().adjacency == "learned"
     with pytest.raises(ValueError, match="num_minibatches=4 is invalid: must divide num_envs = 6"):
         PPOConfig(num_envs=6, num_steps=2, num_minibatches=4)
     PPOConfig(num_envs=6, num_steps=2, num_minibatches=4, perception="window")  # samples, not environments

@@ -1,5 +1,6 @@
 """STPer networks: output shapes per variant, no recompilation, GCN layer vs dense maths, the
-recurrent LSTMs (eqs. 18-20) vs a NumPy LSTM stepped slot by slot."""
+graph learning module (eq. 16 on the mixed adjacency, its gradient, the topology ablation as the
+network before it), the recurrent LSTMs (eqs. 18-20) vs a NumPy LSTM stepped slot by slot."""
 
 import chex
 import jax
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 
 from agents.stper import networks as nets
-from agents.stper.networks import VARIANTS, GCNLayer, STPerNetwork, batch_apply, dense_graph, entropy, log_prob
-from jaxcpn.cpn import CPNConfig, GreenCPN
+from agents.stper.networks import (VARIANTS, GCNLayer, GraphLearning, STPerNetwork, batch_apply, dense_graph, entropy,
+                                   log_prob, self_looped, weighted_graph)
+from jaxcpn.cpn import CPNConfig, CPNObservation, GreenCPN
 
 CONFIG = CPNConfig(num_nodes=4, num_users=5, window=6, episode_length=6)
 
@@ -77,6 +79,86 @@ def test_gcn_layer_equals_dense():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     relu = GCNLayer(features=4).apply(variables, graph, features)
     np.testing.assert_allclose(relu, np.maximum(expected, 0.0), rtol=1e-5, atol=1e-5)
+
+
+def synthetic_observation(num_nodes=4, num_users=5, window=6) -> CPNObservation:
+    """A fixed observation that does not depend on the environment's code."""
+    rng = np.random.default_rng(7)
+    draw = lambda *shape: jnp.asarray(rng.uniform(0.0, 2.0, shape), jnp.float32)  # noqa: E731
+    return CPNObservation(task_workload=draw(num_users), node_demand=draw(num_nodes), price_window=draw(window),
+                          hydro_window=draw(window, num_nodes), demand_window=draw(window, num_nodes),
+                          node_features=draw(num_nodes, 3), time_features=draw(3))
+
+
+SQUARE = jnp.asarray(np.array([[0, 1, 1, 0], [1, 0, 0, 1], [1, 0, 0, 1], [0, 1, 1, 0]], bool))
+SMALL = dict(num_nodes=4, num_users=5, lstm_hidden=8, fusion_hidden=(16,), head_hidden=(8,))
+
+
+def test_graph_learning_mixes_and_eq16_runs_on_the_mixture():
+    """A = (1 - a)(A_topo + I) + a sigmoid(E E^T), symmetric and non-negative; the GCN layer on it is
+    eq. (16) with D the degree matrix of the mixture."""
+    module = GraphLearning(embed_dim=3)
+    topology = self_looped(SQUARE)
+    variables = module.init(jax.random.PRNGKey(0), topology)
+    embedding = np.asarray(variables["params"]["node_embedding"], np.float64)
+    assert embedding.shape == (4, 3) and float(variables["params"]["mix_logit"]) == 0.0
+    mixed = np.asarray(module.apply(variables, topology), np.float64)
+    learned = 1.0 / (1.0 + np.exp(-embedding @ embedding.T))
+    np.testing.assert_allclose(mixed, 0.5 * (np.asarray(SQUARE) + np.eye(4)) + 0.5 * learned, rtol=1e-6)
+    np.testing.assert_allclose(mixed, mixed.T, rtol=1e-6)
+    assert (mixed > 0).all()
+    features = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+    layer = GCNLayer(features=2, activation=None)
+    graph = weighted_graph(jnp.asarray(mixed, jnp.float32))
+    layer_vars = layer.init(jax.random.PRNGKey(2), graph, features)
+    d_inv_sqrt = np.diag(1.0 / np.sqrt(mixed.sum(1)))
+    expected = d_inv_sqrt @ mixed @ d_inv_sqrt @ features @ np.asarray(layer_vars["params"]["W"]["kernel"])
+    np.testing.assert_allclose(layer.apply(layer_vars, graph, features), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_learned_adjacency_has_a_gradient():
+    """The graph learning module trains: the value and the logits pass a non-zero, finite gradient to
+    the node embeddings and the mixing share."""
+    obs = jax.tree.map(lambda *x: jnp.stack(x), synthetic_observation(), synthetic_observation())
+    net = STPerNetwork(**SMALL)
+    assert net.adjacency == "learned"  # the paper's method is the default
+    variables = net.init(jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], obs), SQUARE)
+
+    def objective(variables):
+        logits, value = batch_apply(net, variables, obs, SQUARE)
+        return value.sum() + (logits * jnp.arange(4.0)).sum()
+
+    grads = jax.grad(objective)(variables)["params"]["graph_learning"]
+    chex.assert_tree_all_finite(grads)
+    assert float(jnp.abs(grads["node_embedding"]).max()) > 0
+    assert float(jnp.abs(grads["mix_logit"])) > 0
+
+
+def test_topology_adjacency_is_the_network_before_graph_learning():
+    """``adjacency="topology"``: the parameters and outputs of the network before the module (values
+    pinned from that code, commit 0dbc988), and the learned network with its share ``a = 0``."""
+    obs = synthetic_observation()
+    net = STPerNetwork(**SMALL, adjacency="topology")
+    variables = net.init(jax.random.PRNGKey(1), obs, SQUARE)
+    assert set(variables["params"]) == {"actor", "critic", "demand_embed", "fusion", "gcn_0", "gcn_1", "logits",
+                                        "lstm_demand", "lstm_hydro", "lstm_price", "value"}
+    logits, value = net.apply(variables, obs, SQUARE)
+    np.testing.assert_allclose(logits[0], [0.0004242493, -0.0011847165, 0.010426962, -0.0006815808],
+                               rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(value, -1.0394635200500488, rtol=1e-5)
+    learned = STPerNetwork(**SMALL)
+    learned_vars = learned.init(jax.random.PRNGKey(1), obs, SQUARE)
+    assert set(learned_vars["params"]) == set(variables["params"]) | {"graph_learning"}
+    switched_off = dict(variables["params"], graph_learning=dict(learned_vars["params"]["graph_learning"],
+                                                                 mix_logit=jnp.asarray(-jnp.inf)))
+    chex.assert_trees_all_equal(learned.apply({"params": switched_off}, obs, SQUARE), (logits, value))
+    stper_l = STPerNetwork(**SMALL, variant="stper-l")  # no GNN: nothing to learn, the option is ignored
+    assert "graph_learning" not in stper_l.init(jax.random.PRNGKey(1), obs, SQUARE)["params"]
+
+
+def test_bad_adjacency():
+    with pytest.raises(ValueError, match="adjacency"):
+        STPerNetwork(**SMALL, adjacency="nope").init(jax.random.PRNGKey(0), synthetic_observation(), SQUARE)
 
 
 def test_categorical_helpers():

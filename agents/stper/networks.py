@@ -2,11 +2,17 @@
 
 One module, :class:`STPerNetwork`, covers the paper's three learned variants:
 
-- ``"stper"``: GCN over per-node demand (eqs. 16-17) + three LSTMs over the price, per-node
+- ``"stper"``: GCN over per-node demand (eqs. 16-17) on the topology mixed with a learned
+  adjacency (the paper's "graph learning module", :class:`GraphLearning`) + three LSTMs over the price, per-node
   hydro and per-node demand series (eqs. 18-20) + the current observation, concatenated and
   fused by an MLP (section IV-B3);
 - ``"stper-l"``: the same without the GNN;
 - ``"stper-m"``: neither GNN nor LSTM: an MLP on the current observation only.
+
+The GCN's adjacency (``adjacency``): ``"learned"`` (the default, the paper's method) propagates
+eq. (16) over ``A = (1 - a) (A_topo + I) + a sigmoid(E E^T)``, learned node embeddings ``E`` and a
+learned share ``a`` (:class:`GraphLearning`); ``"topology"`` (the ablation) over the fixed
+``A_topo + I`` alone, the network of the project before the graph learning module.
 
 Every variant sees the same "current observation" vector (current task workloads, per-node
 demand, price and hydro discount, node features, time features), so the ablations remove the
@@ -45,6 +51,14 @@ from jaxcpn.cpn import CPNObservation
 
 VARIANTS = ("stper", "stper-l", "stper-m")
 PERCEPTIONS = ("recurrent", "window")
+ADJACENCIES = ("learned", "topology")
+
+
+def self_looped(adjacency: jax.Array) -> jax.Array:
+    """``(N, N)`` float32 ``A + I`` of a 0/1 adjacency (the "renormalisation trick" of eq. 16); an
+    adjacency that already holds self loops stays 0/1."""
+    num_nodes = adjacency.shape[0]
+    return jnp.minimum(jnp.asarray(adjacency, jnp.float32) + jnp.eye(num_nodes, dtype=jnp.float32), 1.0)
 
 
 def dense_graph(adjacency: jax.Array) -> jraph.GraphsTuple:
@@ -61,9 +75,12 @@ def dense_graph(adjacency: jax.Array) -> jraph.GraphsTuple:
         A single graph with ``N`` nodes (``nodes=None``) and ``N * N`` edges whose ``edges``
         are the ``(N * N,)`` float32 weights of ``A + I``.
     """
-    num_nodes = adjacency.shape[0]
-    weights = jnp.asarray(adjacency, jnp.float32) + jnp.eye(num_nodes, dtype=jnp.float32)
-    weights = jnp.minimum(weights, 1.0)  # an adjacency that already holds self loops stays 0/1
+    return weighted_graph(self_looped(adjacency))
+
+
+def weighted_graph(weights: jax.Array) -> jraph.GraphsTuple:
+    """:func:`dense_graph` of an ``(N, N)`` non-negative float32 weight matrix, self loops included."""
+    num_nodes = weights.shape[0]
     senders, receivers = np.meshgrid(np.arange(num_nodes), np.arange(num_nodes), indexing="ij")
     return jraph.GraphsTuple(
         nodes=None,
@@ -77,11 +94,13 @@ def dense_graph(adjacency: jax.Array) -> jraph.GraphsTuple:
 
 
 class GCNLayer(nn.Module):
-    """One graph convolution ``sigma(D^-1/2 (A + I) D^-1/2 H W)`` (eq. 16, Kipf & Welling).
+    """One graph convolution ``sigma(D^-1/2 A D^-1/2 H W)`` (eq. 16, Kipf & Welling).
 
-    The normalised weights of the edges of :func:`dense_graph` (``D`` is the degree matrix of
-    ``A + I``, edge-weight sums, so zero-weight pairs contribute nothing) are gathered into an
-    ``(N, N)`` propagation matrix that multiplies ``H W``. The matrix depends on the graph only,
+    ``A`` is the graph's edge weights: ``A_topo + I`` (:func:`dense_graph`) or the mixture of
+    :class:`GraphLearning` (:func:`weighted_graph`). The normalised weights of the edges (``D``
+    is the degree matrix of ``A``, edge-weight sums, so zero-weight pairs contribute nothing) are
+    gathered into an ``(N, N)`` propagation matrix that multiplies ``H W``. The matrix depends on
+    the graph only (and the learned adjacency's parameters),
     so under a ``vmap`` over observations it is built once and the batched work is two matmuls
     (a per-edge gather and scatter of batched messages is several times slower, mostly in its
     gradient).
@@ -106,6 +125,43 @@ class GCNLayer(nn.Module):
         transformed = nn.Dense(self.features, use_bias=False, name="W")(node_features)
         out = propagation @ transformed
         return out if self.activation is None else self.activation(out)
+
+
+class GraphLearning(nn.Module):
+    """The graph learning module of paper section IV-B1: the topology mixed with a learned adjacency.
+
+    The paper names the module and gives no formula, so this is the self-adaptive adjacency of
+    graph-learning GCNs (Graph WaveNet, Wu et al. 2019; AGCRN, Bai et al. 2020): learned node
+    embeddings ``E`` ``(N, c)`` give ``A_learned = sigmoid(E E^T)``, mixed with the topology as
+    ``A = (1 - a) (A_topo + I) + a A_learned``, ``a = sigmoid(mix_logit)``, so eq. (16)'s
+    ``D^-1/2 A D^-1/2`` runs on it with ``D`` the degree matrix of the mixture. Two departures from
+    those papers' ``softmax(relu(E1 E2^T))``, both for eq. (16): ``E E^T`` keeps ``A`` symmetric (the
+    CPN's links are undirected, and the symmetric normalisation is the one eq. 16 writes), and a
+    logistic rather than a row softmax keeps every learned weight in ``(0, 1)``, the scale of the
+    topology's 0/1 weights (a row softmax gives weights ``~1/N``, so the topology would dominate
+    the mixture whatever ``a``); unlike a ReLU, the logistic never cuts the gradient to zero.
+    The learned adjacency is one per instance, not per observation: under a ``vmap`` over
+    observations it is computed once.
+
+    Attributes:
+        embed_dim: ``c``, width of the node embeddings (the rank of ``E E^T``).
+
+    Initialisation: ``E ~ N(0, c^-1/2)``, so the entries of ``E E^T`` have unit variance off the
+    diagonal, and ``mix_logit = 0`` (``a = 0.5``).
+    """
+
+    embed_dim: int = 8
+
+    @nn.compact
+    def __call__(self, topology: jax.Array) -> jax.Array:
+        """Args: topology ``(N, N)`` float32 ``A_topo + I`` (:func:`self_looped`). Returns the
+        ``(N, N)`` float32 symmetric, non-negative mixed adjacency ``A``."""
+        num_nodes = topology.shape[0]
+        embedding = self.param("node_embedding", nn.initializers.normal(self.embed_dim ** -0.25),
+                               (num_nodes, self.embed_dim), jnp.float32)
+        learned = jax.nn.sigmoid(embedding @ embedding.T)
+        mix = jax.nn.sigmoid(self.param("mix_logit", nn.initializers.zeros, (), jnp.float32))
+        return (1.0 - mix) * topology + mix * learned
 
 
 class MLP(nn.Module):
@@ -189,6 +245,9 @@ class STPerNetwork(nn.Module):
         num_nodes: ``N``; num_users: ``U``.
         variant: ``"stper"`` | ``"stper-l"`` | ``"stper-m"`` (see the module docstring).
         perception: ``"recurrent"`` | ``"window"`` (ignored by ``stper-m``, which has no LSTM).
+        adjacency: the GCN's graph, ``"learned"`` (:class:`GraphLearning` on the topology) |
+            ``"topology"`` (the fixed topology, the ablation); ignored without the GNN.
+        graph_embed_dim: ``c``, node-embedding width of :class:`GraphLearning`.
         embed_dim: ``d``, width of the per-node demand embedding and of the GCN layers (eq. 17).
         gcn_layers: number of graph convolutions (eq. 16).
         lstm_hidden: hidden size ``H`` of each of the three LSTMs (eqs. 18-20).
@@ -201,11 +260,13 @@ class STPerNetwork(nn.Module):
     num_users: int
     variant: str = "stper"
     perception: str = "recurrent"
+    adjacency: str = "learned"
     embed_dim: int = 16
     gcn_layers: int = 2
     lstm_hidden: int = 32
     fusion_hidden: Sequence[int] = (128,)
     head_hidden: Sequence[int] = (64,)
+    graph_embed_dim: int = 8
     workload_scale: float = 2.0
     power_scale: float = 10.0
 
@@ -214,6 +275,8 @@ class STPerNetwork(nn.Module):
             raise ValueError(f"STPerNetwork.variant={self.variant!r} is invalid: must be one of {VARIANTS}")
         if self.perception not in PERCEPTIONS:
             raise ValueError(f"STPerNetwork.perception={self.perception!r} is invalid: must be one of {PERCEPTIONS}")
+        if self.adjacency not in ADJACENCIES:
+            raise ValueError(f"STPerNetwork.adjacency={self.adjacency!r} is invalid: must be one of {ADJACENCIES}")
         if self.variant != "stper-m":
             self.lstm_price = nn.OptimizedLSTMCell(self.lstm_hidden)  # eq. (18)
             self.lstm_hydro = nn.OptimizedLSTMCell(self.lstm_hidden)  # eq. (19)
@@ -221,6 +284,8 @@ class STPerNetwork(nn.Module):
         if self.variant == "stper":
             self.demand_embed = MLP((self.embed_dim,))  # x_n
             self.gcn = [GCNLayer(self.embed_dim) for _ in range(self.gcn_layers)]  # eq. (16)
+            if self.adjacency == "learned":
+                self.graph_learning = GraphLearning(self.graph_embed_dim)  # section IV-B1
         self.fusion = MLP(tuple(self.fusion_hidden))  # h(t), section IV-B3
         self.actor = MLP(tuple(self.head_hidden))
         self.logits = nn.Dense(self.num_users * self.num_nodes, kernel_init=nn.initializers.orthogonal(0.01))
@@ -249,7 +314,8 @@ class STPerNetwork(nn.Module):
         Args:
             obs: one unbatched :class:`CPNObservation` (only its current slot is read).
             temporal: ``(3H,)`` :func:`temporal_features`, or ``None`` for ``stper-m``.
-            adjacency: ``(N, N)`` bool topology (``params.adjacency``).
+            adjacency: ``(N, N)`` bool topology (``params.adjacency``); with ``self.adjacency ==
+                "learned"`` the GCN runs on its mixture with the learned adjacency.
 
         Returns:
             ``(logits, value)``: ``(U, N)`` float32 logits of independent categoricals over each
@@ -270,10 +336,14 @@ class STPerNetwork(nn.Module):
         if self.variant != "stper-m":
             parts.append(temporal)
         if self.variant == "stper":
-            graph = dense_graph(adjacency)
             h = self.demand_embed(obs.node_demand[:, None] / self.workload_scale)
-            for layer in self.gcn:
-                h = layer(graph, h)
+            if self.gcn:
+                weights = self_looped(adjacency)
+                if self.adjacency == "learned":
+                    weights = self.graph_learning(weights)
+                graph = weighted_graph(weights)
+                for layer in self.gcn:
+                    h = layer(graph, h)
             parts.append(h.reshape(-1))  # h_g, eq. (17): node order kept
         fused = self.fusion(jnp.concatenate(parts))
         logits = self.logits(self.actor(fused))

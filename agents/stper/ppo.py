@@ -65,6 +65,9 @@ class PPOConfig:
     """Network variant: stper (GCN + LSTM), stper-l (no GNN) or stper-m (MLP on the current observation)."""
     perception: Literal["recurrent", "window"] = "recurrent"
     """LSTM perception: recurrent (states carried slot to slot, eqs. 18-20) or window (re-run over each window)."""
+    adjacency: Literal["learned", "topology"] = "learned"
+    """GCN graph (stper only): learned (the paper's graph learning module: the topology mixed with a learned
+    adjacency, eq. 16 on the mixture) or topology (the fixed topology alone, the ablation)."""
     num_nodes: int = 10
     """Compute nodes N of the CPN instance."""
     num_users: int = 10
@@ -115,7 +118,8 @@ class PPOConfig:
     """Widths of the separate actor and critic MLPs."""
 
     def __post_init__(self):
-        for name, choices in (("variant", nets.VARIANTS), ("perception", nets.PERCEPTIONS)):
+        for name, choices in (("variant", nets.VARIANTS), ("perception", nets.PERCEPTIONS),
+                              ("adjacency", nets.ADJACENCIES)):
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in choices:
                 raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: must be one of {choices}")
         for name in ("num_nodes", "num_users", "window", "episode_length", "num_envs", "num_steps", "num_updates",
@@ -352,8 +356,9 @@ def make_network(config: PPOConfig) -> nets.STPerNetwork:
     """The STPer network of ``config``."""
     return nets.STPerNetwork(
         num_nodes=config.num_nodes, num_users=config.num_users, variant=config.variant, perception=config.perception,
-        embed_dim=config.embed_dim, gcn_layers=config.gcn_layers, lstm_hidden=config.lstm_hidden,
-        fusion_hidden=tuple(config.fusion_hidden), head_hidden=tuple(config.head_hidden),
+        adjacency=config.adjacency, embed_dim=config.embed_dim, gcn_layers=config.gcn_layers,
+        lstm_hidden=config.lstm_hidden, fusion_hidden=tuple(config.fusion_hidden),
+        head_hidden=tuple(config.head_hidden),
     )
 
 
