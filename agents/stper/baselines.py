@@ -1,20 +1,97 @@
 """Model-based and random baseline policies of the green CPN (pure JAX, vmappable).
 
-Every policy has the signature ``policy(key, env, state, params) -> int32[U]`` so evaluation code
-can treat them alike; ``key`` is unused by deterministic policies.
+Every policy has the signature ``policy(key, env, state, params) -> decision`` so evaluation code
+can treat them alike; ``key`` is unused by deterministic policies. A decision is either the
+``int32[U]`` destinations (the environment's action: each task then travels the shortest path),
+or a :class:`Schedule`, destinations and the routes to them, for a policy that also routes (the
+paper's Random, :func:`cpn_random_routing`). :func:`evaluate_decision` scores either with the
+environment's own delay and profit maths, and :func:`rollout_cpn` runs episodes of either.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
-from jaxcpn.cpn import CPNParams, CPNState, GreenCPN, routing_tables
+from jaxcpn.cpn import CPNParams, CPNState, GreenCPN, model, routing_tables
+
+
+class Schedule(NamedTuple):
+    """A scheduling and routing decision for one slot.
+
+    Attributes:
+        destination: ``(U,)`` int32 destination node of each user's task (the env's action).
+        next_hop: ``(U, N, N)`` int32 next-hop tables (``next_hop[u, i, j]``: the node after ``i``
+            towards ``j``, as :func:`~jaxcpn.cpn.routing_tables` returns them); task ``u``
+            travels from its user's node along ``next_hop[u, :, destination[u]]``.
+    """
+
+    destination: jax.Array
+    next_hop: jax.Array
+
+
+def evaluate_decision(env: GreenCPN, state: CPNState, decision, params: CPNParams) -> dict:
+    """:meth:`GreenCPN.evaluate_slot` of a decision: destinations (shortest paths) or a :class:`Schedule`."""
+    if isinstance(decision, Schedule):
+        return env.evaluate_slot(state, decision.destination, params, decision.next_hop)
+    return env.evaluate_slot(state, decision, params)
 
 
 def cpn_random(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams) -> jax.Array:
-    """Random: every task to a uniformly drawn node (paper's Random baseline)."""
+    """Random destinations: every task to a uniformly drawn node, routed by the env's shortest path.
+
+    The first Random of this project (``"random-shortest"`` in :data:`CPN_POLICIES`); the paper's
+    Random also routes at random (:func:`cpn_random_routing`).
+    """
     return env.action_space(params).sample(key)
+
+
+def random_next_hops(key: jax.Array, params: CPNParams) -> jax.Array:
+    """Next-hop tables of random simple paths, one table per user.
+
+    Each user's table holds the shortest paths under its own i.i.d. link weights, uniform on
+    ``(0, 1]``. A shortest path under positive weights is a simple path over existing links, and
+    every simple path from ``i`` to ``j`` has a positive probability (give its links weights below
+    ``1 / N`` and all others more), so this is a jittable sampler of random simple paths between
+    any two connected nodes; it favours paths of few hops but draws long ones too. The weights are
+    drawn per ordered pair, so the route of ``i -> j`` is drawn independently of ``j -> i``.
+
+    Args:
+        key: PRNG key.
+        params: the instance (``adjacency`` ``(N, N)`` bool, ``user_node`` ``(U,)``).
+
+    Returns:
+        ``(U, N, N)`` int32 next hops (``-1`` where unreachable), as :func:`~jaxcpn.cpn.routing_tables`.
+    """
+    num_users, num_nodes = params.user_node.shape[0], params.adjacency.shape[0]
+    weight = 1.0 - jax.random.uniform(key, (num_users, num_nodes, num_nodes), jnp.float32)  # (0, 1]
+    _, next_hop = jax.vmap(model.shortest_paths)(jnp.where(params.adjacency, weight, jnp.inf))
+    return next_hop
+
+
+def cpn_random_routing(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams) -> Schedule:
+    """Random (the paper's Random, "random scheduling and routing"): every task to a uniformly
+    drawn node over a random simple path (:func:`random_next_hops`).
+
+    The destinations are :func:`cpn_random`'s for the same key, so the two Randoms differ only
+    by their routes. Requires ``"shortest"`` routing (the ``"milp"`` env routes every task itself)
+    and routes of up to ``N - 1`` hops (``max_hops`` unset or at least ``N - 1``).
+
+    Raises:
+        ValueError: the env's config cannot carry random routes.
+    """
+    config = env.config
+    if config.routing != "shortest":
+        raise ValueError(f"cpn_random_routing needs CPNConfig.routing='shortest', not {config.routing!r}: the "
+                         "MILP routes every task itself (use cpn_random, 'random-shortest')")
+    if config.hops < config.num_nodes - 1:
+        raise ValueError(f"cpn_random_routing needs routes of up to N - 1 = {config.num_nodes - 1} hops, but "
+                         f"CPNConfig.max_hops={config.max_hops} (leave it None)")
+    key_destination, key_route = jax.random.split(key)
+    return Schedule(destination=cpn_random(key_destination, env, state, params),
+                    next_hop=random_next_hops(key_route, params))
 
 
 def cpn_greedy(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams) -> jax.Array:
@@ -53,11 +130,19 @@ def cpn_oracle(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams
     return action
 
 
-CPN_POLICIES = {"random": cpn_random, "greedy": cpn_greedy, "oracle": cpn_oracle}
+CPN_POLICIES = {"random": cpn_random_routing, "random-shortest": cpn_random, "greedy": cpn_greedy,
+                "oracle": cpn_oracle}
+"""The baselines by name: ``"random"`` is the paper's (random destinations and routes), ``"random-shortest"``
+the earlier one (random destinations, shortest paths)."""
 
 
 def rollout_cpn(policy, env: GreenCPN, params: CPNParams, key: jax.Array, num_envs: int) -> dict:
     """Runs ``num_envs`` parallel episodes of ``policy`` (one ``lax.scan`` over the episode).
+
+    A policy returning destinations steps the env; one returning a :class:`Schedule` is scored
+    by :func:`evaluate_decision` on its routes and advances the slot as ``step`` does (the
+    episode's slots are independent given the exogenous series; no episode ends before the
+    scan's last step, so no reset is needed).
 
     Returns:
         Dict of ``(T, num_envs)`` arrays: ``profit``, ``mean_delay``, ``miss_rate``.
@@ -68,10 +153,14 @@ def rollout_cpn(policy, env: GreenCPN, params: CPNParams, key: jax.Array, num_en
     def one_step(state, key):
         key_act, key_step = jax.random.split(key)
         keys_act = jax.random.split(key_act, num_envs)
-        action = jax.vmap(policy, in_axes=(0, None, 0, None))(keys_act, env, state, params)
-        _, state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(key_step, num_envs), state, action, params
-        )
+        decision = jax.vmap(policy, in_axes=(0, None, 0, None))(keys_act, env, state, params)
+        if isinstance(decision, Schedule):
+            info = jax.vmap(evaluate_decision, in_axes=(None, 0, 0, None))(env, state, decision, params)
+            state, reward = state.replace(time=state.time + 1), info["profit"]
+        else:
+            _, state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(key_step, num_envs), state, decision, params
+            )
         metrics = dict(
             profit=reward,
             mean_delay=info["delay"].mean(-1),
