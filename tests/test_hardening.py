@@ -276,6 +276,18 @@ MEC_PARAMS = [
     Case("validate-float-dtype", lambda ctx: validate_mec_params(
         mec_env().default_params.replace(es_cpu=jnp.array([50, 50], jnp.int32)), MEC), ValueError,
         "MECParams.es_cpu.dtype=dtype('int32') is invalid; allowed: a float dtype"),
+    Case("backhaul_rate=0", mec(backhaul_rate=0.0), ValueError,
+         "MECParams.backhaul_rate=[0.0, 0.0] is invalid; allowed: values > 0", "MECParams.backhaul_rate"),
+    Case("slot_duration<0", mec(slot_duration=-5.0), ValueError,
+         "MECParams.slot_duration=-5.0 is invalid; allowed: values > 0", "MECParams.slot_duration"),
+    Case("cycle-amplitude=1", mec(popularity_cycle_amplitude=1.0), ValueError,
+         "MECParams.popularity_cycle_amplitude=1.0 is invalid; allowed: [0, 1)", "MECParams.popularity_cycle_amplitude"),
+    Case("cycle-phase-shape", mec(popularity_cycle_phase=[0.0, 1.0]), ValueError,
+         "MECParams.popularity_cycle_phase.shape=(2,) is invalid", "MECParams.popularity_cycle_phase"),
+    Case("switching_cost-int", lambda ctx: MECConfig(switching_cost=1), ValueError,
+         "MECConfig.switching_cost=1 is invalid; allowed: a bool", "MECConfig.switching_cost"),
+    Case("switching_cost-string", lambda ctx: MECConfig(switching_cost="yes"), ValueError,
+         "MECConfig.switching_cost='yes' is invalid"),
 ] + [
     Case(f"MECParams.{name}-nan", mec(**{name: np.nan}), ValueError, f"MECParams.{name}=", f"MECParams.{name}")
     for name in _MEC_FLOATS
@@ -309,6 +321,12 @@ MEC_RANGES = [
          "InstanceRanges.diurnal_period"),
     Case("drift<0", ranges(ranking_drift=-0.1), ValueError, "InstanceRanges.ranking_drift",
          "InstanceRanges.ranking_drift"),
+    Case("backhaul-reversed", ranges(backhaul_rate=(400.0, 200.0)), ValueError,
+         "InstanceRanges.backhaul_rate=(400.0, 200.0) is invalid", "InstanceRanges.backhaul_rate"),
+    Case("slot_duration=0", ranges(slot_duration=0.0), ValueError, "InstanceRanges.slot_duration=0.0 is invalid",
+         "InstanceRanges.slot_duration"),
+    Case("cycle-amplitude<0", ranges(popularity_cycle_amplitude=-0.2), ValueError, "in [0, 1)",
+         "InstanceRanges.popularity_cycle_amplitude"),
 ]
 
 _M, _K = MEC.num_cells, MEC.num_services

@@ -136,6 +136,7 @@ def test_learned_scheduler_hook():
 @pytest.mark.parametrize("field, value, message", [
     ("num_cells", 0, "num_cells"), ("slots_per_frame", 2.5, "slots_per_frame"),
     ("scheduler", "gurobi", "scheduler"), ("qp_iterations", -1, "qp_iterations"),
+    ("switching_cost", 1, "switching_cost"),
 ])
 def test_bad_config_raises(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -146,6 +147,8 @@ def test_bad_config_raises(field, value, message):
     ("zipf_exponent", -1.0, "zipf_exponent"), ("users_max", 5, "users_max"),
     ("storage_capacity", [100] * 3, "max_storage_units"), ("task_cycles", [0.0] * 6, "task_cycles"),
     ("diurnal_amplitude", 1.5, "diurnal_amplitude"), ("unknown", 1, "unknown"),
+    ("popularity_cycle_amplitude", -0.1, "popularity_cycle_amplitude"), ("backhaul_rate", -1.0, "backhaul_rate"),
+    ("slot_duration", 0.0, "slot_duration"), ("popularity_cycle_phase", [0.0], "popularity_cycle_phase"),
 ])
 def test_bad_params_raise(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -62,7 +62,16 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
     - Step: draws the frame's arrivals (L slots), schedules every slot with the configured
       scheduler (warm-started from the previous slot), scores each slot by eq. (8).
     - Observation: (M, L, K) float32, agent m's row is ``lambda_{m,.}`` over the L slots of
-      the frame just played (at reset: a frame drawn before the first decision).
+      the frame just played (at reset: a frame drawn before the first decision). With
+      ``config.switching_cost``: (M, L + 1, K), row L the hosted deployment as 0/1.
+    - Switching cost (``config.switching_cost``, beyond the paper): a service deployed where
+      it was not hosted in the previous frame is first downloaded, ``800 s_k / backhaul_rate[m]``
+      s from the frame's start; a task sent there in slot l waits ``max(0, T - l slot_duration)``
+      (overlapping its transfer), and the convex scheduler prices the wait in. A ``schedule_fn``
+      is not told the wait (it pays it). The ESs start each episode empty.
+    - Popularity cycle (``params.popularity_cycle_amplitude > 0``, beyond the paper): service
+      k's Zipf weight is scaled by ``1 + A sin(2 pi t / diurnal_period + phi_k)`` and
+      renormalised per cell (``arrival_rate``).
     - Reward: () float32 s, shared by all agents: sum over the frame's slots of (all-to-cloud
       expected delay - expected delay under the schedule), eq. (8) for both.
     - Terminated: never. Truncated: after ``frames_per_episode`` frames.
@@ -75,7 +84,8 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
       ``jax_enable_x64``.
     - Info: ``slot_delay``, ``slot_cloud_delay``, ``slot_reward``, ``num_tasks`` (each (L,)
       float32), ``mean_delay`` () s (task-weighted over the frame), ``storage_violation`` (M,)
-      bool, and with a ``schedule_fn`` also ``schedule`` (L, M, K, M + 1).
+      bool, with a ``schedule_fn`` also ``schedule`` (L, M, K, M + 1), with switching costs
+      also ``download_time`` (M, K) float32 s (0 where nothing was downloaded).
 
     Args:
         config: static shapes and scheduler.
@@ -93,15 +103,37 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
 
     # ------------------------------------------------------------------ exogenous demand
 
-    def _frame_arrivals(self, key, ranking, users, phase, frame, params):
-        """Poisson arrivals (L, M, K) of frame ``frame`` (time in frames from the start)."""
+    def arrival_rate(self, ranking: jax.Array, users: jax.Array, phase: jax.Array, frame: jax.Array,
+                     params: MECParams) -> jax.Array:
+        """Mean arrivals of each slot of frame ``frame``, ``U_m task_rate intensity(t) p_{m,k}(t)``.
+
+        Args:
+            ranking: (M, K) int32 popularity ranks.
+            users: (M,) int32 users per cell.
+            phase: () float32 diurnal phase of the episode's start, frames.
+            frame: () int32 frame index (time in frames from the start).
+            params: the instance.
+
+        Returns:
+            (L, M, K) float32 tasks per slot.
+        """
         cfg = self.config
         slot_time = phase + frame.astype(jnp.float32) + jnp.arange(cfg.slots_per_frame, dtype=jnp.float32) / cfg.slots_per_frame
         intensity = model.diurnal_intensity(slot_time, params.diurnal_amplitude, params.diurnal_period)
-        popularity = model.zipf_popularity(ranking, params.zipf_exponent)
+        cycle = model.popularity_cycle(slot_time, params.popularity_cycle_amplitude, params.diurnal_period,
+                                       params.popularity_cycle_phase)
+        # Amplitude 0 selects the paper's Zipf expression itself, so the default draws stay
+        # bitwise today's whatever order a backend reduces the cycled weights in.
+        popularity = jnp.where(params.popularity_cycle_amplitude > 0,
+                               model.zipf_popularity(ranking, params.zipf_exponent, cycle),
+                               model.zipf_popularity(ranking, params.zipf_exponent)[None])
         rate = (intensity[:, None, None] * users.astype(jnp.float32)[None, :, None] * params.task_rate
-                * popularity[None])
-        return poisson_counts(key, rate)  # float32
+                * popularity)
+        return rate.astype(jnp.float32)
+
+    def _frame_arrivals(self, key, ranking, users, phase, frame, params):
+        """Poisson arrivals (L, M, K) of frame ``frame`` (time in frames from the start)."""
+        return poisson_counts(key, self.arrival_rate(ranking, users, phase, frame, params))  # float32
 
     def _drift(self, key, ranking, params):
         """Each cell swaps two adjacent ranks with probability ``ranking_drift``."""
@@ -116,7 +148,7 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
     # ------------------------------------------------------------------ slot level
 
     def schedule_slot(self, arrivals: jax.Array, deployment: jax.Array, params: MECParams,
-                      warm_start: jax.Array | None = None) -> jax.Array:
+                      warm_start: jax.Array | None = None, wait: jax.Array | None = None) -> jax.Array:
         """Solves the K per-service QPs (eq. 13) of one slot with the configured scheduler.
 
         Args:
@@ -124,11 +156,13 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
             deployment: (M, K) bool, feasible for eq. (1).
             params: the instance.
             warm_start: optional (M, K, M + 1) previous schedule (``"jax"`` scheduler only).
+            wait: optional (M, K) s download wait of each ES's services (switching costs,
+                ``model.download_wait``); the QP then prices it in.
 
         Returns:
             (M, K, M + 1) float32 schedule satisfying eqs. (2)-(3).
         """
-        lam, D, w, mask = model.qp_inputs(arrivals, deployment, params)
+        lam, D, w, mask = model.qp_inputs(arrivals, deployment, params, wait)
         if self.config.scheduler == "cvxpy":
             from solvers.scheduling import cvxpy_scheduler
 
@@ -146,9 +180,19 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
                     lam, D, w, mask, init)
         return jnp.swapaxes(pi, 0, 1)
 
-    def slot_delay(self, arrivals, deployment, schedule, params) -> model.SlotDelay:
+    def slot_delay(self, arrivals, deployment, schedule, params, wait=None) -> model.SlotDelay:
         """Expected delays of one slot (eqs. 4-8); see ``model.slot_delay``."""
-        return model.slot_delay(arrivals, deployment, schedule, params)
+        return model.slot_delay(arrivals, deployment, schedule, params, wait)
+
+    def download_wait(self, deployment: jax.Array, state: MECState, params: MECParams) -> jax.Array | None:
+        """(L, M, K) s that tasks sent to each ES wait for its downloads in the next frame.
+
+        None without ``config.switching_cost`` (the paper's model: no wait). For planners that
+        score a deployment (``deployment`` (M, K) bool, feasible) before stepping.
+        """
+        if not self.config.switching_cost:
+            return None
+        return model.download_wait(deployment, state.deployment, params, self.config.slots_per_frame)
 
     def deployment_from_values(self, values: jax.Array, params: MECParams) -> jax.Array:
         """Best feasible deployment for per-service values (eq. 15): M exact knapsacks.
@@ -179,7 +223,8 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
         frame = jnp.zeros((), jnp.int32)
         arrivals = self._frame_arrivals(key_arrivals, ranking, users, phase, frame, params)
         state = MECState(arrivals=arrivals, ranking=ranking, users=users, phase=phase, frame=frame,
-                         schedule=model.cloud_schedule(cfg.num_cells, cfg.num_services))
+                         schedule=model.cloud_schedule(cfg.num_cells, cfg.num_services),
+                         deployment=jnp.zeros((cfg.num_cells, cfg.num_services), bool))
         return self.get_obs(state), state
 
     def step_env(self, key: jax.Array, state: MECState, action: jax.Array, params: MECParams):
@@ -195,15 +240,16 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
         ranking = self._drift(key_drift, state.ranking, params)
         arrivals = self._frame_arrivals(key_arrivals, ranking, state.users, state.phase, frame, params)
         cloud = model.cloud_schedule(cfg.num_cells, cfg.num_services)
+        wait = self.download_wait(deployment, state, params)  # (L, M, K) s, or None (paper)
 
         def slot(previous, inputs):
-            arrivals_slot, key_slot = inputs
+            arrivals_slot, key_slot, wait_slot = inputs
             if self.schedule_fn is None:
-                schedule = self.schedule_slot(arrivals_slot, deployment, params, warm_start=previous)
+                schedule = self.schedule_slot(arrivals_slot, deployment, params, warm_start=previous, wait=wait_slot)
             else:
                 schedule = model.clean_schedule(
                     self.schedule_fn(key_slot, arrivals_slot, deployment, params, previous), deployment)
-            delay = model.slot_delay(arrivals_slot, deployment, schedule, params)
+            delay = model.slot_delay(arrivals_slot, deployment, schedule, params, wait_slot)
             baseline = model.slot_delay(arrivals_slot, deployment, cloud, params)
             out = {"slot_delay": delay.mean, "slot_cloud_delay": baseline.mean,
                    "slot_reward": baseline.mean - delay.mean, "num_tasks": delay.num_tasks}
@@ -212,26 +258,35 @@ class TwoTimescaleMEC(Environment[MECState, MECParams]):
             return schedule, out
 
         keys = jax.random.split(key_schedule, cfg.slots_per_frame)
-        last_schedule, per_slot = jax.lax.scan(slot, state.schedule, (arrivals, keys))
+        last_schedule, per_slot = jax.lax.scan(slot, state.schedule, (arrivals, keys, wait))
         reward = jnp.sum(per_slot["slot_reward"])
         tasks = jnp.sum(per_slot["num_tasks"])
         info = dict(per_slot)
         info["mean_delay"] = (jnp.sum(per_slot["slot_delay"] * per_slot["num_tasks"])
                               / jnp.where(tasks > 0, tasks, 1.0)).astype(jnp.float32)
         info["storage_violation"] = ~feasible
+        if cfg.switching_cost:
+            info["download_time"] = model.download_time(deployment, state.deployment, params)
         state = state.replace(arrivals=arrivals.astype(jnp.float32), ranking=ranking, frame=frame,
-                              schedule=last_schedule.astype(jnp.float32))
+                              schedule=last_schedule.astype(jnp.float32), deployment=deployment)
         terminated = jnp.zeros((), bool)
         truncated = frame >= cfg.frames_per_episode
         return self.get_obs(state), state, reward.astype(jnp.float32), terminated, truncated, info
 
     def get_obs(self, state: MECState) -> jax.Array:
-        """(M, L, K) float32: each ES's arrivals over the slots of the last frame."""
-        return jnp.swapaxes(state.arrivals, 0, 1).astype(jnp.float32)
+        """(M, L, K) float32: each ES's arrivals over the slots of the last frame.
+
+        With ``config.switching_cost``, (M, L + 1, K): row L is the ES's hosted deployment
+        (1.0 where it stores the service), which decides what the next frame must download.
+        """
+        arrivals = jnp.swapaxes(state.arrivals, 0, 1).astype(jnp.float32)
+        if not self.config.switching_cost:
+            return arrivals
+        return jnp.concatenate([arrivals, state.deployment[:, None, :].astype(jnp.float32)], axis=1)
 
     def observation_space(self, params: MECParams) -> spaces.Box:
         cfg = self.config
-        return spaces.Box(0.0, jnp.inf, (cfg.num_cells, cfg.slots_per_frame, cfg.num_services), jnp.float32)
+        return spaces.Box(0.0, jnp.inf, (cfg.num_cells, cfg.observed_slots, cfg.num_services), jnp.float32)
 
     def action_space(self, params: MECParams) -> spaces.MultiBinary:
         return spaces.MultiBinary((self.config.num_cells, self.config.num_services))

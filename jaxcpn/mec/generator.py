@@ -38,6 +38,12 @@ class InstanceRanges:
         diurnal_amplitude: in [0, 1).
         diurnal_period: frames, > 0.
         ranking_drift: probability per frame, in [0, 1].
+        backhaul_rate: Mb/s, rate at which an ES downloads service software (beyond the paper;
+            used with ``MECConfig.switching_cost``). Default 200-400 Mb/s: the whole ES-cloud
+            link whose per-service share is ``cloud_rate`` (20 services x 10-20 Mb/s).
+        slot_duration: s, length of one slot (5 s, [12]; used with switching costs).
+        popularity_cycle_amplitude: in [0, 1), per-service daily popularity cycle (beyond the
+            paper; 0 = off). Each service's phase is drawn uniformly in [0, 2 pi).
 
     Every range is ``(low, high)`` with ``low <= high``; a bad one raises ``ValueError`` at
     construction (``sample_params`` is traceable and checks nothing itself).
@@ -57,10 +63,13 @@ class InstanceRanges:
     diurnal_amplitude: float = 0.5
     diurnal_period: float = 24.0
     ranking_drift: float = 0.5
+    backhaul_rate: tuple[float, float] = (200.0, 400.0)
+    slot_duration: float = 5.0
+    popularity_cycle_amplitude: float = 0.0
 
     def __post_init__(self):
         integer_ranges = {"service_size": 1, "storage_capacity": 0, "users": 0}
-        real_ranges = ("task_input_size", "task_cycles", "es_cpu", "es_rate", "cloud_rate")
+        real_ranges = ("task_input_size", "task_cycles", "es_cpu", "es_rate", "cloud_rate", "backhaul_rate")
         for name in (*integer_ranges, *real_ranges):
             value = getattr(self, name)
             integer = name in integer_ranges
@@ -75,7 +84,9 @@ class InstanceRanges:
                    "task_rate": (lambda v: v >= 0, ">= 0 tasks/user/slot"),
                    "diurnal_amplitude": (lambda v: 0 <= v < 1, "in [0, 1)"),
                    "diurnal_period": (lambda v: v > 0, "> 0 frames"),
-                   "ranking_drift": (lambda v: 0 <= v <= 1, "in [0, 1]")}
+                   "ranking_drift": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+                   "slot_duration": (lambda v: v > 0, "> 0 s"),
+                   "popularity_cycle_amplitude": (lambda v: 0 <= v < 1, "in [0, 1)")}
         for name, (rule, allowed) in scalars.items():
             value = getattr(self, name)
             _range_require(name, value, _is_number(value, False) and rule(value), f"a finite number {allowed}")
@@ -116,6 +127,9 @@ def sample_params(key: jax.Array, config: MECConfig, ranges: InstanceRanges = In
     def uniform(key, shape, bounds):
         return jax.random.uniform(key, shape, jnp.float32, bounds[0], bounds[1])
 
+    # The options beyond the paper draw from their own stream, so the paper's leaves are the
+    # same draws as before they existed.
+    key_backhaul, key_cycle = jax.random.split(jax.random.fold_in(key, 7))
     rate = uniform(keys[5], (m, m), ranges.es_rate)
     rate = jnp.triu(rate, 1) + jnp.triu(rate, 1).T + jnp.diag(jnp.full((m,), ranges.es_rate[1], jnp.float32))
     return MECParams(
@@ -135,6 +149,10 @@ def sample_params(key: jax.Array, config: MECConfig, ranges: InstanceRanges = In
         diurnal_amplitude=jnp.asarray(ranges.diurnal_amplitude, jnp.float32),
         diurnal_period=jnp.asarray(ranges.diurnal_period, jnp.float32),
         ranking_drift=jnp.asarray(ranges.ranking_drift, jnp.float32),
+        backhaul_rate=uniform(key_backhaul, (m,), ranges.backhaul_rate),
+        slot_duration=jnp.asarray(ranges.slot_duration, jnp.float32),
+        popularity_cycle_amplitude=jnp.asarray(ranges.popularity_cycle_amplitude, jnp.float32),
+        popularity_cycle_phase=uniform(key_cycle, (k,), (0.0, 2.0 * math.pi)),
     )
 
 

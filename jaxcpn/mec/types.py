@@ -39,6 +39,11 @@ class MECConfig:
         max_storage_units: static bound on any ES storage capacity (size of the knapsack DP
             table used to pick deployments); params are checked against it.
         callback_processes: worker processes of the ``"cvxpy"`` callback (1: in process).
+        switching_cost: beyond the paper (docs/model.md, "Coupled dynamics"): a service deployed
+            on an ES that did not host it in the previous frame is downloaded over the backhaul
+            first (``800 s_k / backhaul_rate[m]`` s); tasks sent there wait for the download.
+            Also appends the hosted deployment to the observation (shape (M, L + 1, K)).
+            Off (the paper's model) by default.
     """
 
     num_cells: int = 5
@@ -49,6 +54,7 @@ class MECConfig:
     qp_iterations: int = 100
     max_storage_units: int = 64
     callback_processes: int = 1
+    switching_cost: bool = False
 
     def __post_init__(self):
         for name, low in (("num_cells", 1), ("num_services", 1), ("slots_per_frame", 1),
@@ -58,6 +64,13 @@ class MECConfig:
             _require(f"MECConfig.{name}", value, isinstance(value, int) and not isinstance(value, bool)
                      and value >= low, f"an int >= {low}")
         _require("MECConfig.scheduler", self.scheduler, self.scheduler in SCHEDULERS, f"one of {SCHEDULERS}")
+        _require("MECConfig.switching_cost", self.switching_cost,
+                 isinstance(self.switching_cost, (bool, np.bool_)), "a bool (True or False)")
+
+    @property
+    def observed_slots(self) -> int:
+        """Rows of each agent's observation: the L slots, plus the hosted deployment with switching costs."""
+        return self.slots_per_frame + int(bool(self.switching_cost))
 
     @property
     def num_nodes(self) -> int:
@@ -94,6 +107,13 @@ class MECParams:
         diurnal_period: () float32, frames per diurnal cycle.
         ranking_drift: () float32, per-frame probability that a cell swaps two adjacent
             services of its popularity ranking.
+        backhaul_rate: (M,) float32, Mb/s, rate at which ES m downloads a service's software from
+            the cloud (beyond the paper; used only with ``MECConfig.switching_cost``).
+        slot_duration: () float32, s, length of one slot (slot l of a frame starts at
+            ``l * slot_duration``; used only with ``MECConfig.switching_cost``).
+        popularity_cycle_amplitude: () float32 in [0, 1), relative amplitude of the per-service
+            daily popularity cycle (beyond the paper; 0 = the paper's model).
+        popularity_cycle_phase: (K,) float32, radians, phase of each service's popularity cycle.
     """
 
     service_size: jax.Array
@@ -111,6 +131,10 @@ class MECParams:
     diurnal_amplitude: jax.Array
     diurnal_period: jax.Array
     ranking_drift: jax.Array
+    backhaul_rate: jax.Array
+    slot_duration: jax.Array
+    popularity_cycle_amplitude: jax.Array
+    popularity_cycle_phase: jax.Array
 
 
 @struct.dataclass
@@ -124,6 +148,9 @@ class MECState:
         phase: () float32, diurnal phase of the episode's start, frames.
         frame: () int32, frames played in this episode.
         schedule: (M, K, M + 1) float32, the last slot's schedule (warm start of the next one).
+        deployment: (M, K) bool, the deployment hosted during the last frame (after the storage
+            check; all False at reset: the ESs start empty). With ``MECConfig.switching_cost``
+            the next frame downloads every deployed service that is not in it.
     """
 
     arrivals: jax.Array
@@ -132,10 +159,12 @@ class MECState:
     phase: jax.Array
     frame: jax.Array
     schedule: jax.Array
+    deployment: jax.Array
 
 
 FLOAT_FIELDS = ("task_input_size", "task_cycles", "es_cpu", "es_rate", "cloud_rate", "cloud_cpu", "zipf_exponent",
-                "task_rate", "diurnal_amplitude", "diurnal_period", "ranking_drift")
+                "task_rate", "diurnal_amplitude", "diurnal_period", "ranking_drift", "backhaul_rate", "slot_duration",
+                "popularity_cycle_amplitude", "popularity_cycle_phase")
 INT_FIELDS = ("service_size", "storage_capacity", "users_min", "users_max")
 
 
@@ -147,7 +176,8 @@ def validate_params(params: MECParams, config: MECConfig) -> None:
     """
     m, k = config.num_cells, config.num_services
     shapes = {"service_size": (k,), "storage_capacity": (m,), "task_input_size": (k,),
-              "task_cycles": (k,), "es_cpu": (m,), "es_rate": (m, m), "cloud_rate": (m,)}
+              "task_cycles": (k,), "es_cpu": (m,), "es_rate": (m, m), "cloud_rate": (m,), "backhaul_rate": (m,),
+              "popularity_cycle_phase": (k,)}
     for name in MECParams.__dataclass_fields__:
         leaf = getattr(params, name)
         if isinstance(leaf, jax.core.Tracer):
@@ -167,7 +197,8 @@ def validate_params(params: MECParams, config: MECConfig) -> None:
     def get(name):
         return np.asarray(getattr(params, name))
 
-    for name in ("task_input_size", "task_cycles", "es_cpu", "cloud_rate", "cloud_cpu", "diurnal_period"):
+    for name in ("task_input_size", "task_cycles", "es_cpu", "cloud_rate", "cloud_cpu", "diurnal_period",
+                 "backhaul_rate", "slot_duration"):
         _require(f"MECParams.{name}", get(name).tolist(), bool((get(name) > 0).all()), "values > 0")
     off_diagonal = ~np.eye(m, dtype=bool)
     _require("MECParams.es_rate", get("es_rate").tolist(), bool((get("es_rate")[off_diagonal] > 0).all()),
@@ -191,6 +222,8 @@ def validate_params(params: MECParams, config: MECConfig) -> None:
     _require("MECParams.task_rate", float(get("task_rate")), float(get("task_rate")) >= 0, ">= 0 tasks/user/slot")
     _require("MECParams.diurnal_amplitude", float(get("diurnal_amplitude")),
              0 <= float(get("diurnal_amplitude")) < 1, "[0, 1)")
+    _require("MECParams.popularity_cycle_amplitude", float(get("popularity_cycle_amplitude")),
+             0 <= float(get("popularity_cycle_amplitude")) < 1, "[0, 1)")
     _require("MECParams.ranking_drift", float(get("ranking_drift")), 0 <= float(get("ranking_drift")) <= 1, "[0, 1]")
 
 
