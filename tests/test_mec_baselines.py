@@ -91,7 +91,7 @@ def test_schedulers_satisfy_constraints(seed):
     assert_schedule(greedy, deployment)
     trainer = make_ddpg_trainer(DDPGConfig(num_cells=3, num_services=6, slots_per_frame=3, frames_per_episode=4,
                                            num_envs=1, num_episodes=1), params)
-    actor_params = trainer.actor.init(key_actor, arrivals, deployment)
+    actor_params = trainer.actor.init(key_actor, random_observation(key_actor), arrivals, deployment)
     for noise in (0.0, 1.0):
         ddpg = actor_schedule_fn(trainer.actor, actor_params, noise)(key_actor, arrivals, deployment, params, previous)
         assert_schedule(ddpg, deployment)
@@ -132,13 +132,17 @@ def test_oracle_sees_true_arrivals_and_is_best():
 def test_ddpg_training_runs_and_its_schedules_are_feasible():
     params = params_binding()
     config = DDPGConfig(num_cells=3, num_services=6, slots_per_frame=3, frames_per_episode=4, num_envs=2,
-                        num_episodes=4, learning_starts=16, batch_size=16, hidden=16)
+                        num_episodes=4, learning_starts=4, batch_size=16, hidden=16)
     trainer = make_ddpg_trainer(config, params)
     runner, metrics = jax.jit(trainer.train)(jax.random.PRNGKey(0))
     assert np.isfinite(np.asarray(metrics["critic_loss"])[-1])
-    # the replayed schedules are what the actor emitted inside the environment: eqs. (2)-(3)
+    assert np.isfinite(np.asarray(metrics["deployment_critic_loss"])[-1])
+    assert not np.asarray(metrics["storage_violation"]).any()
+    # the replayed deployments and schedules are what the actors emitted inside the environment:
+    # eq. (1) for each frame's deployment, eqs. (2)-(3) for every slot's schedule
     data = runner.replay.data
-    for schedule, deployment in zip(np.asarray(data.schedule[:int(runner.replay.size)]),
-                                    np.asarray(data.deployment[:int(runner.replay.size)])):
-        assert_schedule(schedule, deployment)
+    for schedules, deployment in zip(np.asarray(data.schedule[:int(runner.replay.size)]),
+                                     np.asarray(data.deployment[:int(runner.replay.size)])):
         assert_storage(deployment, params)
+        for schedule in schedules:
+            assert_schedule(schedule, deployment)
