@@ -3,7 +3,7 @@
 Usage:
     jaxcpn reproduce-stper --figure all --out docs/figures   # the committed figures (CPU: docs/results.md)
     jaxcpn reproduce-stper --figure 5 --quick                # small scale, a few CPU minutes
-    jaxcpn reproduce-stper --figure all --preset paper       # GPU scale
+    jaxcpn reproduce-stper --figure all --preset paper       # train-stper paper budget per point: ~6 h on 2 cores, resumes
 
 (``python scripts/reproduce_stper.py`` is the same job.) Figures (CSV + PNG under ``--out``,
 default ``runs/reproduce-stper-<preset>/figures``; nothing under docs/ is written unless
@@ -62,6 +62,9 @@ LABELS = {"stper": "STPer", "stper-l": "STPer-L", "stper-m": "STPer-M", "random"
 STYLES = {"random": dict(color="tab:gray", ls=":"), "greedy": dict(color="tab:olive", ls="--"),
           "oracle": dict(color="black", ls="-.")}
 EVAL_METRICS = ("slot_profit", "mean_delay", "miss_rate")
+UNIT_FORMAT = 2
+"""Version of what a saved unit means, in its fingerprint: a unit saved by code whose methods have
+since changed (2: the paper's Random with random routes, the learned adjacency) is recomputed."""
 DEFAULT_POWER = 10.0
 """TFLOPS: the top of the default instance's power range (paper V-A: f_n in [1, 10])."""
 
@@ -73,7 +76,7 @@ class ReproConfig:
     figure: Literal["3", "4", "5", "6", "all"] = "all"
     """Figure to make (all = 3, 4, 5 and 6; 3-5 share their training runs)."""
     preset: Literal["full", "quick", "paper"] = "full"
-    """Scale: full (the committed figures, CPU), quick (CPU minutes, smoke test) or paper (GPU)."""
+    """Scale: full (the committed figures, CPU), quick (CPU minutes, smoke test) or paper (6.1M steps per run)."""
     quick: bool = False
     """Shorthand for --preset quick."""
     out: Path | None = None
@@ -122,19 +125,19 @@ class ReproConfig:
             raise ValueError(f"--variants={self.variants!r} is invalid: must be a non-empty subset of {VARIANTS}")
 
     def ppo(self, variant: str) -> PPOConfig:
-        big = self.preset == "paper"
+        """The PPO config of ``variant`` (the network sizes of ``jaxcpn train-stper``'s presets)."""
         return PPOConfig(variant=variant, num_envs=self.num_envs, num_steps=self.num_steps,
                          num_updates=self.num_updates, num_minibatches=self.num_minibatches,
-                         instance_seed=self.instance_seed,
-                         lstm_hidden=64 if big else 32, fusion_hidden=(256, 256) if big else (128,),
-                         head_hidden=(128,) if big else (64,))
+                         instance_seed=self.instance_seed)
 
 
 PRESETS = {
     "full": ReproConfig(),
     "quick": ReproConfig(preset="quick", num_updates=3, num_envs=8, num_minibatches=2, chunk_updates=3,
                          eval_episodes=2, powers=(10.0, 30.0, 50.0), data_sizes=(15.0, 30.0, 45.0)),
-    "paper": ReproConfig(preset="paper", num_updates=1000, num_envs=256, num_minibatches=8, chunk_updates=50,
+    # The budget of `jaxcpn train-stper --preset paper` (6.1M env steps per run, past where the
+    # training return flattens), per point and seed: about 40 min per sweep and variant on 2 cores.
+    "paper": ReproConfig(preset="paper", num_updates=1000, num_envs=256, num_minibatches=4, chunk_updates=25,
                          eval_episodes=64),
 }
 
@@ -201,7 +204,8 @@ class Runner:
         for name in ("figure", "out", "run_dir", "chunk_updates", "variants", "quick", "powers", "data_sizes",
                      "kappa_small"):
             fields.pop(name)
-        data = dict(fields, sweep=dataclasses.asdict(sweep), variant=variant)
+        ppo = dataclasses.asdict(self.config.ppo(variant)) if variant in VARIANTS else None
+        data = dict(fields, sweep=dataclasses.asdict(sweep), variant=variant, ppo=ppo, format=UNIT_FORMAT)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _load(self, path: Path, fingerprint: str) -> dict | None:
