@@ -49,11 +49,13 @@ def test_every_figure_has_a_finite_csv_of_the_expected_shape(outputs):
         ("stper_fig6_profit_vs_size", "slot_profit", "data_size_mb", {"default"}),
     ):
         rows = read(outputs / f"{stem}.csv")
-        # kappas x points x (3 seeds of the variant + Random, Greedy, Oracle)
-        assert len(rows) == len(kappas) * 2 * (3 + 3), stem
+        with_bound = metric == "slot_profit"  # the bound is on the profit: a row per point in the profit tables
+        # kappas x points x (3 seeds of the variant + Random, Greedy, Oracle [+ bound])
+        assert len(rows) == len(kappas) * 2 * (3 + 3 + with_bound), stem
         assert {r["kappa"] for r in rows} == kappas
         assert sorted({float(r[x_name]) for r in rows}) == ([10.0, 50.0] if "power" in stem else [15.0, 45.0])
-        assert {r["method"] for r in rows} == {"stper-m", "random", "greedy", "oracle"}
+        assert {r["method"] for r in rows} == {"stper-m", "random", "greedy", "oracle"} | ({"bound"} if with_bound
+                                                                                        else set())
         assert np.all(np.isfinite(values(rows, metric))), stem
 
 
@@ -71,6 +73,14 @@ def test_physical_trends_and_oracle_bound(outputs):
         oracle = values(pick(profit, method="oracle", kappa=kappa), "slot_profit")
         greedy = values(pick(profit, method="greedy", kappa=kappa), "slot_profit")
         assert np.all(oracle >= greedy - 1e-3 * np.abs(greedy))
+        # The conflict-free bound is above every method at every point, and gap_to_bound is the difference.
+        bound = values(pick(profit, method="bound", kappa=kappa), "slot_profit")
+        for row in profit:
+            if row["kappa"] == kappa and row["method"] != "bound":
+                k = sorted({float(r["computing_power_tflops"]) for r in profit}).index(float(row["computing_power_tflops"]))
+                assert float(row["slot_profit"]) <= bound[k] + 1e-5 * abs(bound[k]), row
+                assert float(row["gap_to_bound"]) == pytest.approx(bound[k] - float(row["slot_profit"]), rel=1e-4,
+                                                                   abs=1e-3)  # CSV rounding
 
 
 def test_rerun_loads_saved_units_instead_of_training(outputs, monkeypatch):

@@ -145,8 +145,11 @@ def rollout_cpn(policy, env: GreenCPN, params: CPNParams, key: jax.Array, num_en
     scan's last step, so no reset is needed).
 
     Returns:
-        Dict of ``(T, num_envs)`` arrays: ``profit``, ``mean_delay``, ``miss_rate``.
+        Dict of ``(T, num_envs)`` arrays: ``profit``, ``mean_delay``, ``miss_rate``, and
+        ``bound``, the conflict-free upper bound on any decision's profit in the same slot
+        (:func:`agents.stper.bounds.conflict_free_bound`; it depends on the slot, not the policy).
     """
+    from agents.stper.bounds import conflict_free_bound  # bounds scores decisions with this module
     key_reset, key_run = jax.random.split(key)
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs), params)
 
@@ -154,6 +157,7 @@ def rollout_cpn(policy, env: GreenCPN, params: CPNParams, key: jax.Array, num_en
         key_act, key_step = jax.random.split(key)
         keys_act = jax.random.split(key_act, num_envs)
         decision = jax.vmap(policy, in_axes=(0, None, 0, None))(keys_act, env, state, params)
+        bound = jax.vmap(conflict_free_bound, in_axes=(None, 0, None))(env, state, params)
         if isinstance(decision, Schedule):
             info = jax.vmap(evaluate_decision, in_axes=(None, 0, 0, None))(env, state, decision, params)
             state, reward = state.replace(time=state.time + 1), info["profit"]
@@ -165,6 +169,7 @@ def rollout_cpn(policy, env: GreenCPN, params: CPNParams, key: jax.Array, num_en
             profit=reward,
             mean_delay=info["delay"].mean(-1),
             miss_rate=info["deadline_miss"].mean(-1),
+            bound=bound,
         )
         return state, metrics
 

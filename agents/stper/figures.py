@@ -58,13 +58,14 @@ from jaxcpn.sweep import stack_sweep
 VARIANTS = ("stper", "stper-l", "stper-m")
 BASELINES = ("random", "greedy", "oracle")
 LABELS = {"stper": "STPer", "stper-l": "STPer-L", "stper-m": "STPer-M", "random": "Random",
-          "greedy": "Greedy (not in paper)", "oracle": "Oracle (not in paper)"}
+          "greedy": "Greedy (not in paper)", "oracle": "Oracle (not in paper)",
+          "bound": "upper bound (conflict-free)"}
 STYLES = {"random": dict(color="tab:gray", ls=":"), "greedy": dict(color="tab:olive", ls="--"),
-          "oracle": dict(color="black", ls="-.")}
+          "oracle": dict(color="black", ls="-."), "bound": dict(color="tab:red", ls=(0, (1, 1)), lw=1.2)}
 EVAL_METRICS = ("slot_profit", "mean_delay", "miss_rate")
-UNIT_FORMAT = 2
+UNIT_FORMAT = 3
 """Version of what a saved unit means, in its fingerprint: a unit saved by code whose methods have
-since changed (2: the paper's Random with random routes, the learned adjacency) is recomputed."""
+since changed (2: the paper's Random with random routes, the learned adjacency; 3: the bound) is recomputed."""
 DEFAULT_POWER = 10.0
 """TFLOPS: the top of the default instance's power range (paper V-A: f_n in [1, 10])."""
 
@@ -183,7 +184,7 @@ def sweeps(config: ReproConfig, figures: set[str]) -> list[Sweep]:
 # ---------------------------------------------------------------------------- runs
 def _summary(metrics: dict) -> dict:
     return dict(slot_profit=metrics["profit"].mean(), mean_delay=metrics["mean_delay"].mean(),
-                miss_rate=metrics["miss_rate"].mean())
+                miss_rate=metrics["miss_rate"].mean(), bound=metrics["bound"].mean())
 
 
 class Runner:
@@ -299,17 +300,24 @@ class Runner:
 
 # ---------------------------------------------------------------------------- outputs
 def eval_rows(sweep: Sweep, units: dict, base: dict, variants: tuple[str, ...]) -> list[dict]:
-    """Tidy rows ``x, method, seed, slot_profit, mean_delay, miss_rate`` (baselines: seed ``""``)."""
+    """Tidy rows ``x, method, seed, slot_profit, mean_delay, miss_rate, gap_to_bound`` (baselines:
+    seed ``""``), and per point a ``bound`` row: the conflict-free upper bound on the profit per
+    slot of the same evaluation slots (:mod:`agents.stper.bounds`; no delay or misses)."""
     rows = []
     kappa = "default" if sweep.kappa is None else f"{sweep.kappa:g}"
     for k, x in enumerate(sweep.x):
+        bound = float(base["greedy_bound"][k])  # every policy plays the same slots (same key)
         for variant in variants:
             for s in range(units[variant]["eval_slot_profit"].shape[1]):
-                rows.append({"kappa": kappa, sweep.x_name: x, "method": variant, "seed": s,
-                             **{m: float(units[variant][f"eval_{m}"][k, s]) for m in EVAL_METRICS}})
+                row = {m: float(units[variant][f"eval_{m}"][k, s]) for m in EVAL_METRICS}
+                rows.append({"kappa": kappa, sweep.x_name: x, "method": variant, "seed": s, **row,
+                             "gap_to_bound": bound - row["slot_profit"]})
         for name in BASELINES:
-            rows.append({"kappa": kappa, sweep.x_name: x, "method": name, "seed": "",
-                         **{m: float(base[f"{name}_{m}"][k]) for m in EVAL_METRICS}})
+            row = {m: float(base[f"{name}_{m}"][k]) for m in EVAL_METRICS}
+            rows.append({"kappa": kappa, sweep.x_name: x, "method": name, "seed": "", **row,
+                         "gap_to_bound": bound - row["slot_profit"]})
+        rows.append({"kappa": kappa, sweep.x_name: x, "method": "bound", "seed": "", "slot_profit": bound,
+                     "mean_delay": "", "miss_rate": "", "gap_to_bound": 0.0})
     return rows
 
 
@@ -323,6 +331,8 @@ def plot_metric(ax, sweep: Sweep, units: dict, base: dict, metric: str, variants
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
     for name in BASELINES:
         ax.plot(x, base[f"{name}_{metric}"], marker=".", label=LABELS[name], **STYLES[name])
+    if metric == "slot_profit":
+        ax.plot(x, base["greedy_bound"], label=LABELS["bound"], **STYLES["bound"])
     ax.grid(alpha=0.3)
 
 
@@ -349,8 +359,8 @@ def figure_3(config: ReproConfig, sweep: Sweep, units: dict, base: dict, out: Pa
             ax.plot(steps, mean, label=f"{LABELS[variant]} ({values.shape[0]} seeds)")
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
     episode_length = config.ppo(config.variants[0]).episode_length
-    for name in ("greedy", "oracle"):
-        axes[0].axhline(base[f"{name}_slot_profit"][k] * episode_length, label=LABELS[name], **STYLES[name])
+    for name, key in (("greedy", "greedy_slot_profit"), ("oracle", "oracle_slot_profit"), ("bound", "greedy_bound")):
+        axes[0].axhline(base[key][k] * episode_length, label=LABELS[name], **STYLES[name])
     axes[0].set_title("cumulative reward (episode profit)")
     axes[1].set_title("explained variance of the value function")
     for ax in axes:
@@ -369,7 +379,9 @@ def figure_power(config, number: int, power_sweeps: list[Sweep], data: dict, out
         5: ("slot_profit", "stper_fig5_profit_vs_power", "system profit per slot"),
     }[number]
     rows = [r for sweep in power_sweeps for r in eval_rows(sweep, *data[sweep.name], config.variants)]
-    keep = ("kappa", "computing_power_tflops", "method", "seed", metric) + (("miss_rate",) if number == 4 else ())
+    keep = ("kappa", "computing_power_tflops", "method", "seed", metric) + (
+        ("miss_rate",) if number == 4 else ("gap_to_bound",))
+    rows = [r for r in rows if number == 5 or r["method"] != "bound"]  # the bound is on profit
     csv_path = out / f"{stem}.csv"
     write_csv(csv_path, [{k: r[k] for k in keep} for r in rows])
     plt = outputs.pyplot()
@@ -405,11 +417,13 @@ def figure_6(config, sweep: Sweep, data: dict, out: Path) -> list[Path]:
 
 def print_table(sweep: Sweep, units: dict, base: dict, variants: tuple[str, ...]) -> None:
     print(f"\n{sweep.name}: profit per slot / mean delay (s), mean over seeds")
-    print(f"{sweep.x_name:>24} " + " ".join(f"{LABELS[m].split(' ')[0]:>16}" for m in (*variants, *BASELINES)))
+    print(f"{sweep.x_name:>24} " + " ".join(f"{LABELS[m].split(' ')[0]:>16}" for m in (*variants, *BASELINES))
+          + f"{'bound':>10}")
     for k, x in enumerate(sweep.x):
         cells = [f"{units[v]['eval_slot_profit'][k].mean():8.2f}/{units[v]['eval_mean_delay'][k].mean():.3f}"
                  for v in variants]
         cells += [f"{base[f'{b}_slot_profit'][k]:8.2f}/{base[f'{b}_mean_delay'][k]:.3f}" for b in BASELINES]
+        cells += [f"{base['greedy_bound'][k]:8.2f}"]
         print(f"{x:>24g} " + " ".join(f"{c:>16}" for c in cells))
 
 
