@@ -60,9 +60,15 @@ def transmission_delay(packet_size, bandwidths, switch_delays, hop_mask):
     Returns:
         Transmission delay (s), shape ``[...]``.
     """
+    return jnp.sum(hop_transmission_delays(packet_size, bandwidths, switch_delays, hop_mask), axis=-1)
+
+
+def hop_transmission_delays(packet_size, bandwidths, switch_delays, hop_mask):
+    """The terms of eq. (1) hop by hop, ``r / b_e + t_sw_n`` (s), 0 on unused hops; shapes as
+    :func:`transmission_delay`, returning ``[..., H]``."""
     safe_bw = jnp.where(hop_mask, bandwidths, 1.0)
     per_hop = jnp.asarray(packet_size)[..., None] / safe_bw + switch_delays
-    return jnp.sum(jnp.where(hop_mask, per_hop, 0.0), axis=-1)
+    return jnp.where(hop_mask, per_hop, 0.0)
 
 
 def hop_delays(packet_size, bandwidth, switch_delay, adjacency):
@@ -130,10 +136,10 @@ def route(next_hop, source, destination, max_hops):
 
 
 class _Dispatch(NamedTuple):
-    """Carry of :func:`fifo_dispatch`'s event loop (one pending hop-event per task)."""
+    """Carry of :func:`_serve_in_arrival_order`'s event loop (one pending hop-event per task)."""
 
     ready: jax.Array  # (U,) time the task's next hop reaches its link (s); inf once it has arrived
-    hop: jax.Array  # (U,) int32 index of that hop
+    key: jax.Array  # (U,) int32 row of the hop table describing that hop
     link_free: jax.Array  # (N * N,) time each undirected link is free again (s), by link id
     waited: jax.Array  # (U,) accumulated waiting t_off (s)
     arrival: jax.Array  # (U,) end of the task's latest transmission (s): its arrival once ready is inf
@@ -159,6 +165,66 @@ def _hop_tables(routes, hop_mask, packet_size, access_delay, bandwidth, switch_d
     return link, tx, first_ready, gap
 
 
+def _serve_in_arrival_order(first_ready, first_key, hop_table, access_delay, num_links):
+    """The discrete-event loop of :func:`fifo_dispatch`, over hops described by a table.
+
+    Each task has one pending hop-event, ``(ready, key)``: the time it reaches its link and the
+    row of ``hop_table`` that describes the hop, ``(transmission time (s), gap to the next hop
+    (s, inf after the last), link id, key of the next hop)`` (ids and keys as float32, exact
+    below 2**24). Each step serves the earliest event (``argmin``, so ties go to the lowest
+    index) at ``max(ready, link free)``; see :func:`fifo_dispatch` for why that is FIFO at every
+    link. The loop stops when every task has arrived: its length is the number of hops used,
+    rounded up to a multiple of ``U`` (under ``vmap``, the largest in the batch).
+
+    Args:
+        first_ready: ``(U,)`` s, ``inf`` for a task without hops.
+        first_key: ``(U,)`` int32 row of each task's first hop.
+        hop_table: ``(K, 4)`` float32.
+        access_delay: ``(U,)`` s, the arrival of a task without hops.
+        num_links: static number of link ids.
+
+    Returns:
+        ``(arrival, offset)``, ``(U,)`` each (s).
+    """
+    num_tasks = first_ready.shape[0]
+    dtype = hop_table.dtype
+
+    def serve(_, carry: _Dispatch) -> _Dispatch:
+        ready = jnp.min(carry.ready)
+        task = jnp.argmin(carry.ready)
+        duration, next_gap, this_link, next_key = hop_table[carry.key[task]]
+        this_link = this_link.astype(jnp.int32)
+        begin = jnp.maximum(ready, carry.link_free[this_link])
+        end = begin + duration
+        # Once every task has arrived the step is a no-op: its writes go out of range and drop.
+        live = jnp.isfinite(ready)
+        task = jnp.where(live, task, num_tasks)
+        this_link = jnp.where(live, this_link, num_links)
+        return _Dispatch(
+            ready=carry.ready.at[task].set(end + next_gap, mode="drop"),
+            key=carry.key.at[task].set(next_key.astype(jnp.int32), mode="drop"),
+            link_free=carry.link_free.at[this_link].set(end, mode="drop"),
+            waited=carry.waited.at[task].add(begin - ready, mode="drop"),
+            arrival=carry.arrival.at[task].set(end, mode="drop"),
+        )
+
+    def serve_some(carry: _Dispatch) -> _Dispatch:
+        # U events per test of the loop condition: under vmap the condition is batched and every
+        # test costs a select of the whole carry (4096 envs, random destinations: 3.2 ms per
+        # call against 4.3 ms with one event per test).
+        return jax.lax.fori_loop(0, num_tasks, serve, carry)
+
+    init = _Dispatch(
+        ready=first_ready.astype(dtype),
+        key=first_key.astype(jnp.int32),
+        link_free=jnp.zeros((num_links,), dtype),
+        waited=jnp.zeros((num_tasks,), dtype),
+        arrival=access_delay.astype(dtype),
+    )
+    out = jax.lax.while_loop(lambda carry: jnp.any(jnp.isfinite(carry.ready)), serve_some, init)
+    return out.arrival, out.waited
+
+
 def fifo_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch_delay):
     """Times every task's traffic with work-conserving FIFO at each link (order of arrival).
 
@@ -174,7 +240,8 @@ def fifo_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch
     earlier than itself (transmissions take positive time), so the events are served in time
     order, which is the FIFO queue of every link. The loop stops when every task has arrived:
     its length is the number of hops used, rounded up to a multiple of ``U`` (under ``vmap``, the
-    largest in the batch), not the padded ``U * H``.
+    largest in the batch), not the padded ``U * H``. :func:`fifo_dispatch_shortest` gives the
+    same numbers from the routing table, without padded routes.
 
     Args:
         routes: ``(U, H + 1)`` int32 node sequences (padded with the destination).
@@ -190,46 +257,49 @@ def fifo_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch
     """
     bandwidth, switch_delay, access_delay, packet_size = map(
         jnp.asarray, (bandwidth, switch_delay, access_delay, packet_size))
-    num_tasks = hop_mask.shape[0]
-    num_links = bandwidth.shape[0] ** 2
+    num_tasks, num_hops = hop_mask.shape
     link, tx, first_ready, gap = _hop_tables(routes, hop_mask, packet_size, access_delay, bandwidth, switch_delay)
-    # One gather per event instead of three (link ids < N * N are exact in float32).
-    hop_table = jnp.stack([tx, gap, link.astype(tx.dtype)], axis=-1)  # (U, H, 3)
+    # Row u * H + h is hop h of task u; the next hop is the next row.
+    key = jnp.arange(num_tasks * num_hops, dtype=jnp.int32).reshape(num_tasks, num_hops)
+    hop_table = jnp.stack([tx, gap, link.astype(tx.dtype), (key + 1).astype(tx.dtype)], axis=-1)
+    return _serve_in_arrival_order(first_ready, key[:, 0], hop_table.reshape(num_tasks * num_hops, 4),
+                                   access_delay, bandwidth.shape[0] ** 2)
 
-    def serve(_, carry: _Dispatch) -> _Dispatch:
-        ready = jnp.min(carry.ready)
-        task = jnp.argmin(carry.ready)
-        duration, next_gap, this_link = hop_table[task, carry.hop[task]]
-        this_link = this_link.astype(jnp.int32)
-        begin = jnp.maximum(ready, carry.link_free[this_link])
-        end = begin + duration
-        # Once every task has arrived the step is a no-op: its writes go out of range and drop.
-        live = jnp.isfinite(ready)
-        task = jnp.where(live, task, num_tasks)
-        this_link = jnp.where(live, this_link, num_links)
-        return _Dispatch(
-            ready=carry.ready.at[task].set(end + next_gap, mode="drop"),
-            hop=carry.hop.at[task].add(1, mode="drop"),
-            link_free=carry.link_free.at[this_link].set(end, mode="drop"),
-            waited=carry.waited.at[task].add(begin - ready, mode="drop"),
-            arrival=carry.arrival.at[task].set(end, mode="drop"),
-        )
 
-    def serve_some(carry: _Dispatch) -> _Dispatch:
-        # U events per test of the loop condition: under vmap the condition is batched and every
-        # test costs a select of the whole carry (4096 envs, random destinations: 3.2 ms per
-        # call against 4.3 ms with one event per test).
-        return jax.lax.fori_loop(0, num_tasks, serve, carry)
+def fifo_dispatch_shortest(next_hop, source, destination, packet_size, access_delay, bandwidth, switch_delay):
+    """:func:`fifo_dispatch` on the shortest routes of :func:`route`, from the routing table.
 
-    init = _Dispatch(
-        ready=first_ready.astype(tx.dtype),
-        hop=jnp.zeros((num_tasks,), jnp.int32),
-        link_free=jnp.zeros((num_links,), tx.dtype),
-        waited=jnp.zeros((num_tasks,), tx.dtype),
-        arrival=access_delay.astype(tx.dtype),
-    )
-    out = jax.lax.while_loop(lambda carry: jnp.any(jnp.isfinite(carry.ready)), serve_some, init)
-    return out.arrival, out.waited
+    The same numbers as ``fifo_dispatch`` on ``route(next_hop[u], source[u], destination[u], H)``
+    with ``H`` long enough, but its hop table depends only on the instance: one row per
+    ``(user, node, destination)`` (the hop that user's packet takes from that node), so under
+    ``vmap`` over destinations with shared params it is built once per call, and no padded
+    ``(U, H)`` route tables are gathered per environment.
+
+    Args:
+        next_hop: ``(U, N, N)`` int32 per-user next hops of :func:`shortest_paths`.
+        source, destination: ``(U,)`` int32 access node and destination of each task.
+        packet_size, access_delay, bandwidth, switch_delay: as :func:`fifo_dispatch`.
+
+    Returns:
+        ``(arrival, offset)`` as :func:`fifo_dispatch`.
+    """
+    bandwidth, switch_delay, access_delay, packet_size = map(
+        jnp.asarray, (bandwidth, switch_delay, access_delay, packet_size))
+    num_tasks, num_nodes = next_hop.shape[:2]
+    user = jnp.arange(num_tasks, dtype=jnp.int32)[:, None, None]
+    node = jnp.arange(num_nodes, dtype=jnp.int32)[None, :, None]
+    target = jnp.arange(num_nodes, dtype=jnp.int32)[None, None, :]
+    # An unreachable next hop (-1, refused by validate_params) is clipped, never wrapped around.
+    next_node = jnp.clip(next_hop, 0, num_nodes - 1)
+    used = node != target  # a hop leaves `node` only on the way to another node
+    tx = packet_size[:, None, None] / jnp.where(used, bandwidth[node, next_node], 1.0)
+    gap = jnp.where(next_node != target, switch_delay[next_node], jnp.inf)
+    link = jnp.minimum(node, next_node) * num_nodes + jnp.maximum(node, next_node)
+    next_key = (user * num_nodes + next_node) * num_nodes + target
+    hop_table = jnp.stack(jnp.broadcast_arrays(tx, gap, link.astype(tx.dtype), next_key.astype(tx.dtype)), axis=-1)
+    first_ready = jnp.where(source != destination, access_delay + switch_delay[source], jnp.inf)
+    first_key = (jnp.arange(num_tasks, dtype=jnp.int32) * num_nodes + source) * num_nodes + destination
+    return _serve_in_arrival_order(first_ready, first_key, hop_table.reshape(-1, 4), access_delay, num_nodes**2)
 
 
 def priority_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, switch_delay):
