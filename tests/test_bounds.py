@@ -209,3 +209,15 @@ def test_mec_lower_bound_below_baselines_at_a_small_default_like_instance():
 def test_bad_weighting_is_refused():
     with pytest.raises(ValueError, match="weighting"):
         mec_bounds.slot_weights(np.ones((2, 2, 4)), "frame")
+
+
+def test_frame_outcomes_record_the_played_frames_across_episode_ends():
+    """The recorded arrivals are those the env scheduled, also in an episode's last frame (auto-reset)."""
+    params = generate_params(0, TINY_MEC, TINY_RANGES)
+    num_frames = 2 * TINY_MEC.frames_per_episode  # two episodes: the third and sixth frames reset
+    out = jax.jit(lambda k: mec_bounds.frame_outcomes(TINY_ENV, params, mb.popularity_policy, k, 3, num_frames))(
+        jax.random.PRNGKey(4))
+    np.testing.assert_array_equal(np.asarray(out["arrivals"]).sum(axis=(2, 3, 4)), np.asarray(out["tasks"]))
+    bound = mec_bounds.evaluation_lower_bound(TINY_ENV, params, jax.random.PRNGKey(4), 3, num_frames)
+    played = mb.evaluate_policy(TINY_ENV, params, mb.popularity_policy, jax.random.PRNGKey(4), 3, num_frames)
+    assert 0 < bound <= float(played["mean_delay"]) * (1 + 1e-6)

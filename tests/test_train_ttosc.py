@@ -73,3 +73,20 @@ def test_no_flag_is_silently_overwritten(flag, capsys):
     captured = capsys.readouterr()
     assert flag in captured.out + captured.err
     assert script.ddpg_config(script.parse_config(["--num-cells", "3"])).num_cells == 3
+
+
+def test_every_method_is_scored_against_the_lower_bound(tmp_path):
+    """Without --skip-baselines the summary has every method and the bound, which is below each per seed."""
+    args = [a for a in TINY_ARGS if a != "--skip-baselines"]
+    ddpg = ["--ddpg.num-envs", "2", "--ddpg.num-episodes", "2", "--ddpg.batch-size", "4", "--ddpg.learning-starts",
+            "4", "--ddpg.buffer-size", "32", "--ddpg.hidden", "8", "--ddpg.updates-per-frame", "1",
+            "--oracle-rounds", "1", "--oracle-proposals", "2", "--oracle-search-iterations", "5"]
+    assert script.main(args + ddpg + ["--run-dir", str(tmp_path / "run")]) == 0
+    results = json.loads((tmp_path / "run" / "summary.json").read_text())["results"]
+    assert set(results) >= {"TTOSC", "DDPG", "Popularity", "Greedy", "Random", "Oracle", "Bound"}
+    bound = results["Bound"]["mean_delay"]
+    assert len(bound) == 2 and all(b > 0 for b in bound)
+    for name in ("TTOSC", "DDPG", "Popularity", "Greedy", "Random", "Oracle"):
+        for seed, delay in enumerate(results[name]["mean_delay"]):
+            assert delay >= bound[seed] * (1 - 1e-6), (name, seed)
+    assert "gap to bound" in (tmp_path / "run" / "summary.md").read_text()
