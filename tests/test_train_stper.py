@@ -102,3 +102,19 @@ def test_training_vmapped_over_instances_equals_separate_trainers():
     np.testing.assert_allclose(metrics["slot_profit"][1], expected["slot_profit"], rtol=2e-5)
     np.testing.assert_allclose(metrics["policy_loss"][1], expected["policy_loss"], rtol=2e-4, atol=1e-6)
     assert not np.allclose(metrics["slot_profit"][0], metrics["slot_profit"][1])   # the instances differ
+
+
+def test_summary_has_the_bound_above_every_policy(tmp_path):
+    """A whole tiny run: the summary table and JSON carry the conflict-free bound and each share of it."""
+    tiny = ["--variant", "stper-m", "--num-nodes", "4", "--num-users", "4", "--window", "6", "--episode-length", "6",
+            "--num-envs", "8", "--num-steps", "6", "--num-updates", "2", "--num-minibatches", "2",
+            "--fusion-hidden", "16", "--head-hidden", "16", "--chunk-updates", "2", "--eval-episodes", "2"]
+    assert train_stper.main(tiny + ["--run-dir", str(tmp_path / "run")]) == 0
+    results = json.loads((tmp_path / "run" / "summary.json").read_text())["results"]
+    assert set(results) == {"stper-m", "random", "greedy", "oracle", "bound"}
+    bound = results["bound"]["slot_profit"]
+    for name, row in results.items():
+        assert row["slot_profit"] <= bound + 1e-5 * abs(bound), name
+        assert row["fraction_of_bound"] == pytest.approx(row["slot_profit"] / bound, rel=1e-6)
+    table = (tmp_path / "run" / "summary.txt").read_text()
+    assert "of bound" in table and table.count("\n") >= 7

@@ -239,9 +239,10 @@ def format_table(config: TrainConfig, results: dict) -> str:
         profit = f"{row['slot_profit']:.2f}"
         if "slot_profit_std" in row and config.num_seeds > 1:
             profit += f"±{row['slot_profit_std']:.2f}"
-        delay, misses = (f"{row['mean_delay']:>15.3f} {row['miss_rate']:>10.3%}" if name != "bound"
-                         else f"{'-':>15} {'-':>10}")
-        lines.append(f"{name:<10} {profit:>12} {row['episode_profit']:>15.1f} {delay} {row['fraction_of_bound']:>10.1%}")
+        delay_misses = (f"{row['mean_delay']:>15.3f} {row['miss_rate']:>10.3%}" if name != "bound"
+                        else f"{'-':>15} {'-':>10}")
+        lines.append(f"{name:<10} {profit:>12} {row['episode_profit']:>15.1f} {delay_misses} "
+                     f"{row['fraction_of_bound']:>10.1%}")
     return "\n".join(lines)
 
 
