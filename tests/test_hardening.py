@@ -132,6 +132,9 @@ CPN_GENERATOR = [
          "DEFAULTS.workload_floor"),
     Case("waxman_alpha=0", gen(waxman_alpha=0.0), ValueError, "waxman_alpha=0.0", "DEFAULTS.waxman_alpha"),
     Case("waxman_beta>1", gen(waxman_beta=2.0), ValueError, "waxman_beta=2.0", "DEFAULTS.waxman_beta"),
+    Case("slot_duration=0", gen(slot_duration=0), ValueError,
+         "generate_instance: slot_duration=0 is invalid: must be finite and > 0 (s)", "DEFAULTS.slot_duration"),
+    Case("slot_duration=inf", gen(slot_duration=float("inf")), ValueError, "slot_duration=inf is invalid"),
     Case("unknown-override", gen(kapa=1.0), ValueError, "unknown override(s) ['kapa']"),
     Case("price-nan", lambda ctx: generate_instance(KEY, CPN, price_series=np.full(64, np.nan),
                                                     hydro_series=np.full(64, 0.5)),
@@ -176,6 +179,16 @@ CPN_PARAMS = [
         "CPNParams.user_node: dtype float32 is invalid; allowed: an integer dtype"),
     Case("user_node-bool", lambda ctx: validate_params(
         cpn_params().replace(user_node=jnp.zeros(3, bool)), CPN), ValueError, "CPNParams.user_node: dtype bool"),
+    Case("slot_duration<=0", lambda ctx: validate_params(
+        cpn_params().replace(slot_duration=jnp.asarray(0.0, jnp.float32)), CPN), ValueError,
+        "CPNParams.slot_duration: 0.0 is invalid; allowed: a finite scalar > 0 s", "CPNParams.slot_duration"),
+    Case("slot_duration-shape", lambda ctx: validate_params(
+        cpn_params().replace(slot_duration=jnp.ones(3, jnp.float32)), CPN), ValueError,
+        "CPNParams.slot_duration: [1. 1. 1.] is invalid"),
+    Case("hidden-workload-series-short", lambda ctx: validate_params(
+        generate_instance(KEY, dataclasses.replace(CPN, observe_current_workload=False), series_hours=CPN.window
+                          + CPN.episode_length + 1), dataclasses.replace(CPN, observe_current_workload=False)),
+        ValueError, "+ 1 (observe_current_workload=False)"),
     Case("params-traced", lambda ctx: jax.jit(lambda p: validate_params(p, CPN))(cpn_params()), ValueError,
          "validate_params runs on the host"),
 ]
@@ -197,6 +210,8 @@ CPN_CONFIG = [Case(f"CPNConfig.{name}={value!r}", cpn_config(**{name: value}), V
                   ("milp_formulation", "arcs"), ("milp_time_limit", 0.0), ("milp_time_limit", float("nan")),
                   ("milp_iterations", 0), ("milp_iterations", 1.5), ("milp_deadlines", "soft"),
                   ("milp_processes", 0), ("milp_processes", 2.0), ("max_bytes", 0), ("max_bytes", 1e9),
+                  ("compute_sharing", 1), ("compute_sharing", "yes"), ("observe_current_workload", 0),
+                  ("observe_current_workload", None),
               ]] + [
     Case("config-too-large", cpn_config(num_nodes=3000, num_users=3000), ValueError,
          "CPNConfig: num_nodes=3000, num_users=3000 is too large: one environment needs about 201.4 GiB"),

@@ -12,7 +12,7 @@ import numpy as np
 from jaxcpn import spaces
 from jaxcpn.cpn import model
 from jaxcpn.cpn.generator import generate_instance, validate_params
-from jaxcpn.cpn.types import CPNConfig, CPNObservation, CPNParams, CPNState
+from jaxcpn.cpn.types import CPNBacklogObservation, CPNConfig, CPNObservation, CPNParams, CPNState
 from jaxcpn.environment import Environment
 
 
@@ -76,6 +76,10 @@ class GreenCPN(Environment[CPNState, CPNParams]):
       ``[0, N)``; only set under ``jit``, eagerly such an action raises; see ``step_env``),
       ``routing_fallback`` (bool: routing ``"milp"`` failed for the slot and the ``"shortest"``
       numbers were used; always False in ``"shortest"`` mode).
+    - Options beyond the paper (docs/model.md, "Coupled dynamics"): ``compute_sharing`` adds the
+      node queues (``CPNState.backlog``, ``CPNBacklogObservation.node_backlog``, info
+      ``queue_delay``, ``backlog``, ``served_work``); ``observe_current_workload=False`` ends
+      the observation's workload entries at the previous slot.
     """
 
     def __init__(self, config: CPNConfig | None = None):
@@ -93,9 +97,12 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         cfg = self.config
         num_hours = params.price_series.shape[0]
         # The final observation of an episode looks one slot past its end, so the series must
-        # cover start - (W - 1) .. start + T.
-        start = jax.random.randint(key, (), cfg.window - 1, num_hours - cfg.episode_length, jnp.int32)
-        state = CPNState(time=jnp.zeros((), jnp.int32), start=start)
+        # cover start - (W - 1) .. start + T (start - W .. with the current workload hidden).
+        first = cfg.window - 1 + (not cfg.observe_current_workload)
+        start = jax.random.randint(key, (), first, num_hours - cfg.episode_length, jnp.int32)
+        # Every episode starts with empty node queues.
+        backlog = jnp.zeros((cfg.num_nodes,), jnp.float32) if cfg.compute_sharing else None
+        state = CPNState(time=jnp.zeros((), jnp.int32), start=start, backlog=backlog)
         return self.get_obs(state, params), state
 
     def step_env(self, key: jax.Array, state: CPNState, action: jax.Array, params: CPNParams):
@@ -114,6 +121,8 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         del key  # the slot's outcome is deterministic given the state and the action
         info = self.evaluate_slot(state, action, params)
         next_state = state.replace(time=state.time + 1)
+        if self.config.compute_sharing:
+            next_state = next_state.replace(backlog=info["backlog"])
         truncated = next_state.time >= self.config.episode_length
         terminated = jnp.zeros((), bool)
         obs = self.get_obs(next_state, params)
@@ -139,7 +148,10 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         and values eagerly (``ValueError``); a traced one sets ``invalid_action`` and is clamped.
 
         Returns:
-            The info dict of ``step`` (without ``final_observation``).
+            The info dict of ``step`` (without ``final_observation``); with
+            ``CPNConfig.compute_sharing`` also ``queue_delay`` ``(U,)`` (s, waiting at the node,
+            part of ``delay``), ``backlog`` ``(N,)`` (TFLOP left in each queue when the slot's
+            window closes, the next state's) and ``served_work`` ``(N,)`` (TFLOP served in it).
         """
         cfg = self.config
         action, invalid = _destinations(action, cfg)
@@ -167,7 +179,15 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         fallback = jnp.zeros((), bool)
         if cfg.routing == "milp":
             transmission, offset, fallback = self.milp_delays(action, workload, compute, params, transmission, offset)
-        delay = transmission + offset + compute  # eq. (2)
+        shared = {}
+        if cfg.compute_sharing:
+            # eq. (2) with the wait for the node's queue: t_sum = t_tr + t_off + t_queue + t_comp.
+            queue, backlog, served = model.node_fifo(transmission + offset, action, workload, params.power,
+                                                     state.backlog, params.slot_duration)
+            delay = transmission + offset + queue + compute
+            shared = dict(queue_delay=queue, backlog=backlog, served_work=served)
+        else:
+            delay = transmission + offset + compute  # eq. (2)
         gross = model.revenue(workload=workload, delay=delay, unit_price=params.unit_price, eta=params.eta)
         miss = delay > params.deadline
         paid = jnp.where(miss, params.late_revenue_fraction * gross, gross)
@@ -178,7 +198,7 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         return dict(
             delay=delay, transmission_delay=transmission, offset=offset, compute_delay=compute,
             revenue=paid, cost=cost, deadline_miss=miss, profit=jnp.sum(paid - cost),
-            invalid_action=invalid, routing_fallback=fallback,
+            invalid_action=invalid, routing_fallback=fallback, **shared,
         )
 
     def milp_delays(self, action, workload, compute, params: CPNParams, shortest_transmission, shortest_offset):
@@ -204,13 +224,19 @@ class GreenCPN(Environment[CPNState, CPNParams]):
     def task_profit_matrix(self, state: CPNState, params: CPNParams) -> jax.Array:
         """Profit of each task at each destination, ignoring link conflicts (``t_off = 0``).
 
+        With ``CPNConfig.compute_sharing`` the task also waits for the node's backlog
+        (``max(0, backlog / f_n - arrival)``) but not for the other tasks of the slot.
+
         Returns:
             ``(U, N)`` float32.
         """
         workload, price, discount = self.slot_inputs(state, params)
         dist, _ = routing_tables(params)
         route_delay = jnp.take_along_axis(dist, params.user_node[:, None, None], axis=1)[:, 0, :]
-        delay = (params.packet_size / params.access_bandwidth)[:, None] + route_delay + workload[:, None] / params.power
+        arrival = (params.packet_size / params.access_bandwidth)[:, None] + route_delay
+        if self.config.compute_sharing:
+            arrival = jnp.maximum(arrival, state.backlog / params.power)
+        delay = arrival + workload[:, None] / params.power
         gross = model.revenue(workload=workload[:, None], delay=delay, unit_price=params.unit_price, eta=params.eta)
         paid = jnp.where(delay > params.deadline[:, None], params.late_revenue_fraction * gross, gross)
         cost = model.compute_cost(
@@ -224,12 +250,14 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         """Builds the observation with ``dynamic_slice`` windows at the time index."""
         cfg = self.config
         first = state.start + state.time - (cfg.window - 1)
+        # With the current workload hidden, the workload windows end at the previous slot.
+        first_load = first if cfg.observe_current_workload else first - 1
         price_window = jax.lax.dynamic_slice(params.price_series, (first,), (cfg.window,))
         hydro_window = hydro_discount(jax.lax.dynamic_slice(params.hydro_series, (first,), (cfg.window,)), params)
         # An int32 zero: under jax_enable_x64 a Python 0 is int64, and the indices must share a dtype.
-        shock = jax.lax.dynamic_slice(params.workload_shock, (first, jnp.zeros_like(first)),
+        shock = jax.lax.dynamic_slice(params.workload_shock, (first_load, jnp.zeros_like(first)),
                                       (cfg.window, cfg.num_users))
-        load_window = window_workloads(first, shock, params, cfg.window)
+        load_window = window_workloads(first_load, shock, params, cfg.window)
         demand_window = node_demand(load_window, params.user_node, cfg.num_nodes)
         hour = (params.series_start_hour + state.start + state.time) % 24
         angle = 2.0 * math.pi * hour.astype(jnp.float32) / 24.0
@@ -242,8 +270,11 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         # The current workloads come from slot_inputs rather than load_window[-1]: with a single
         # consumer, XLA:CPU fuses the window's gathers into it instead of materialising them
         # (about 10% of a 4096-env step).
-        task_workload, _, _ = self.slot_inputs(state, params)
-        return CPNObservation(
+        if cfg.observe_current_workload:
+            task_workload, _, _ = self.slot_inputs(state, params)
+        else:
+            task_workload = load_window[-1]  # the previous slot's
+        fields = dict(
             task_workload=task_workload,
             node_demand=demand_window[-1],
             price_window=price_window.astype(jnp.float32),
@@ -252,6 +283,9 @@ class GreenCPN(Environment[CPNState, CPNParams]):
             node_features=node_features.astype(jnp.float32),
             time_features=time_features,
         )
+        if cfg.compute_sharing:
+            return CPNBacklogObservation(**fields, node_backlog=state.backlog)
+        return CPNObservation(**fields)
 
     # ------------------------------------------------------------------ spaces
     def action_space(self, params: CPNParams | None = None) -> spaces.MultiDiscrete:
@@ -259,9 +293,10 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         return spaces.MultiDiscrete([self.config.num_nodes] * self.config.num_users)
 
     def observation_space(self, params: CPNParams | None = None) -> spaces.Dict:
-        """Dict space matching :class:`CPNObservation` field by field."""
+        """Dict space matching :class:`CPNObservation` (:class:`CPNBacklogObservation`) field by field."""
         n, u, w = self.config.num_nodes, self.config.num_users, self.config.window
         inf = np.inf
+        backlog = dict(node_backlog=spaces.Box(0.0, inf, (n,))) if self.config.compute_sharing else {}
         return spaces.Dict(
             dict(
                 task_workload=spaces.Box(0.0, inf, (u,)),
@@ -271,6 +306,7 @@ class GreenCPN(Environment[CPNState, CPNParams]):
                 demand_window=spaces.Box(0.0, inf, (w, n)),
                 node_features=spaces.Box(0.0, inf, (n, 3)),
                 time_features=spaces.Box(-1.0, 1.0, (3,)),
+                **backlog,
             )
         )
 

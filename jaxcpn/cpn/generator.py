@@ -33,6 +33,7 @@ DEFAULTS = dict(
     workload_floor=0.1,  # TFLOP, choice
     waxman_alpha=0.4,
     waxman_beta=0.4,
+    slot_duration=1.0,  # s, service window of a slot with CPNConfig.compute_sharing (docs/model.md), choice
 )
 
 # What each override of ``generate_instance`` may be: (low bound, inclusive?, high bound, unit).
@@ -56,6 +57,7 @@ SCALAR_RULES = dict(
     workload_floor=(0.0, False, None, "TFLOP"),
     waxman_alpha=(0.0, False, None, "Waxman distance scale"),
     waxman_beta=(0.0, True, 1.0, "Waxman link probability"),
+    slot_duration=(0.0, False, None, "s"),
 )
 
 MAX_INSTANCE_BYTES = 4 * 2**30
@@ -293,6 +295,7 @@ def generate_instance(
         usage_price=jnp.asarray(d["usage_price"], f32),
         kappa=jnp.asarray(d["kappa"], f32),
         late_revenue_fraction=jnp.asarray(0.0, f32),
+        slot_duration=jnp.asarray(d["slot_duration"], f32),  # a constant: no key, the other draws stay
     )
 
 
@@ -361,10 +364,11 @@ def validate_params(params: CPNParams, config: CPNConfig) -> CPNParams:
         if bad.size:
             index = tuple(int(i) for i in bad[0])
             _fail(field, f"non-finite value {arr[index]} at index {index}", "finite numbers (no NaN/inf)")
-    need = config.window + config.episode_length + 1
+    # The final observation looks one slot past the episode; a hidden current workload one slot back.
+    need = config.window + config.episode_length + 1 + (not config.observe_current_workload)
     if p.price_series.shape[0] < need or p.hydro_series.shape[0] < need:
         _fail("price_series/hydro_series", f"length {min(p.price_series.shape[0], p.hydro_series.shape[0])}",
-              f">= window + episode_length + 1 = {need} hours (CPNConfig.window={config.window})")
+              f">= window + episode_length + 1{' + 1 (observe_current_workload=False)' if not config.observe_current_workload else ''} = {need} hours (CPNConfig.window={config.window})")
     if p.price_series.shape != p.hydro_series.shape:
         _fail("hydro_series", f"length {p.hydro_series.shape[0]}", f"same length as price_series ({p.price_series.shape[0]})")
     if (p.hydro_series < 0).any() or (p.hydro_series > 1).any():
@@ -390,6 +394,8 @@ def validate_params(params: CPNParams, config: CPNConfig) -> CPNParams:
             _fail(field, f"min {arr.min()}", "finite and >= 0")
     if p.workload_floor <= 0:
         _fail("workload_floor", float(p.workload_floor), "> 0 TFLOP (delays divide by the workload's compute time)")
+    if p.slot_duration.shape != () or not np.isfinite(p.slot_duration) or p.slot_duration <= 0:
+        _fail("slot_duration", p.slot_duration, "a finite scalar > 0 s (the service window of a slot)")
     for field in ("hydro_share", "late_revenue_fraction"):
         arr = np.asarray(getattr(p, field))
         if (arr < 0).any() or (arr > 1).any():

@@ -339,3 +339,51 @@ def priority_dispatch(routes, hop_mask, packet_size, access_delay, bandwidth, sw
     link_free = jnp.zeros((num_nodes, num_nodes), access_delay.dtype)
     _, (arrival, offset) = jax.lax.scan(per_task, link_free, (routes, hop_mask, packet_size, access_delay))
     return arrival, offset
+
+
+def node_fifo(arrival, destination, workload, power, backlog, slot_duration):
+    """Queueing at the compute nodes with shared compute (``CPNConfig.compute_sharing``).
+
+    Each node is one server of rate ``f_n`` (TFLOPS): it first serves the ``backlog`` left by
+    earlier slots (it arrived earlier), then the tasks of this slot one at a time in the order
+    they reach it (FIFO, ties by user index), never preempting; a task starts at
+    ``max(arrival, node free)``. The node serves during the slot's service window
+    ``[0, slot_duration)``; the work not done when it closes is the next slot's backlog, so
+    ``backlog + sum of the workloads sent to n = served + next_backlog`` for every node.
+
+    Args:
+        arrival: ``(U,)`` time each task reaches its destination, ``t_tr + t_off`` (s).
+        destination: ``(U,)`` int32 node of each task.
+        workload: ``(U,)`` task workloads ``m_u`` (TFLOP).
+        power: ``(N,)`` node computing power ``f_n`` (TFLOPS).
+        backlog: ``(N,)`` work waiting at each node at the slot's start (TFLOP).
+        slot_duration: scalar service window ``tau`` (s).
+
+    Returns:
+        ``(wait, next_backlog, served)``: ``(U,)`` time each task waits at its node before its
+        computation starts (s, the queueing delay), ``(N,)`` work left in each queue when the
+        window closes (TFLOP; a task that reaches its node after the window carries over whole)
+        and ``(N,)`` work served within the window (TFLOP).
+    """
+    num_tasks, num_nodes = destination.shape[0], power.shape[0]
+    rate = power[destination]
+    service = workload / rate  # t_comp of eq. (2), the same expression as the env's
+    order = jnp.argsort(arrival, stable=True)
+
+    def serve(k, carry):
+        free, begin = carry
+        task = order[k]
+        node = destination[task]
+        start = jnp.maximum(arrival[task], free[node])
+        return free.at[node].set(start + service[task]), begin.at[task].set(start)
+
+    _, begin = jax.lax.fori_loop(0, num_tasks, serve, (backlog / power, jnp.zeros_like(arrival)), unroll=True)
+    end = begin + service
+    # Work of each task still to do when the window closes, and done within it.
+    remaining = jnp.clip(rate * (end - slot_duration), 0.0, workload)
+    done = rate * (jnp.minimum(end, slot_duration) - jnp.minimum(begin, slot_duration))
+    capacity = power * slot_duration
+    per_node = jnp.zeros((num_nodes,), workload.dtype)
+    next_backlog = jnp.maximum(backlog - capacity, 0.0) + per_node.at[destination].add(remaining)
+    served = jnp.minimum(backlog, capacity) + per_node.at[destination].add(done)
+    return begin - arrival, next_backlog, served

@@ -8,6 +8,10 @@ for its slots and the look-back window) are computed once per episode, so a step
 the equations of the step cost: the fair NumPy baseline. ``cache_windows=False`` rebuilds every
 window entry in Python at every step, as the first version of this reference did (about 6x
 slower; the benchmark reports it, labelled as such, next to the cached one).
+
+The options beyond the paper (docs/model.md, "Coupled dynamics") are here too: the node queues
+of ``CPNConfig.compute_sharing`` (:func:`node_queues`, ``self.backlog``) and the observation
+of ``observe_current_workload=False``.
 """
 
 from __future__ import annotations
@@ -86,6 +90,34 @@ def priority_offsets(routes, packet_size, access_delay, bandwidth, switch_delay)
     return waited
 
 
+def node_queues(arrival, destination, workload, power, backlog, slot_duration):
+    """FIFO queues at the nodes with shared compute, one task at a time per node (plain loops).
+
+    Each node first serves its ``backlog`` (TFLOP, from earlier slots), then the tasks in order of
+    arrival (ties: lowest user index), at rate ``power[n]``. The served work is measured as the
+    busy time inside the window ``[0, slot_duration)``; the left-over work as what each task (and
+    the backlog) still needs when the window closes.
+
+    Returns:
+        ``(wait (U,) s, next_backlog (N,) TFLOP, served (N,) TFLOP)``.
+    """
+    num_nodes = len(power)
+    free = [backlog[n] / power[n] for n in range(num_nodes)]
+    busy = [[(0.0, free[n])] for n in range(num_nodes)]  # service intervals per node
+    left = [max(0.0, backlog[n] - power[n] * slot_duration) for n in range(num_nodes)]
+    wait = [0.0] * len(arrival)
+    for u in sorted(range(len(arrival)), key=lambda v: (arrival[v], v)):
+        n = destination[u]
+        begin = max(arrival[u], free[n])
+        end = begin + workload[u] / power[n]
+        wait[u], free[n] = begin - arrival[u], end
+        busy[n].append((begin, end))
+        left[n] += power[n] * (end - max(begin, slot_duration)) if end > slot_duration else 0.0
+    served = [power[n] * sum(max(0.0, min(end, slot_duration) - begin) for begin, end in busy[n] if begin < slot_duration)
+              for n in range(num_nodes)]
+    return np.array(wait), np.array(left), np.array(served)
+
+
 class CPNReference:
     """One green-CPN episode in NumPy (no automatic reset).
 
@@ -117,6 +149,7 @@ class CPNReference:
             self.next_hop[float(size)] = floyd_warshall(hop)[1]
         self.start = 0
         self.time = 0
+        self.backlog = np.zeros(n)  # TFLOP per node queue (compute_sharing)
 
     # -------------------------------------------------------------- exogenous series
     def workload(self, index: int) -> np.ndarray:
@@ -170,8 +203,10 @@ class CPNReference:
         cfg = self.config
         if start is None:
             rng = np.random.default_rng() if rng is None else rng
-            start = int(rng.integers(cfg.window - 1, len(self.p["price_series"]) - cfg.episode_length))
+            first = cfg.window - 1 + (not cfg.observe_current_workload)
+            start = int(rng.integers(first, len(self.p["price_series"]) - cfg.episode_length))
         self.start, self.time = int(start), 0
+        self.backlog = np.zeros(cfg.num_nodes)
         self._cache = None
         return self.observation()
 
@@ -181,7 +216,10 @@ class CPNReference:
         w = cfg.window
         now = self.start + self.time
         load, demand_window, hydro_window, price_window = self.series(now - (w - 1), now)
+        if not cfg.observe_current_workload:  # the workload rows end at the previous slot
+            load, demand_window, _, _ = self.series(now - w, now - 1)
         hour = (p["series_start_hour"] + now) % 24
+        extra = dict(node_backlog=self.backlog.copy()) if cfg.compute_sharing else {}
         return dict(
             task_workload=load[-1].copy(),
             node_demand=demand_window[-1].copy(),
@@ -190,6 +228,7 @@ class CPNReference:
             demand_window=demand_window.copy(),
             node_features=np.stack([p["power"], p["green"].astype(float), p["hydro_share"]], axis=-1),
             time_features=np.array([math.sin(2 * math.pi * hour / 24), math.cos(2 * math.pi * hour / 24), self.time / cfg.episode_length]),
+            **extra,
         )
 
     def route(self, user: int, destination: int) -> list[int]:
@@ -216,17 +255,26 @@ class CPNReference:
         access = [p["packet_size"][u] / p["access_bandwidth"][u] for u in range(cfg.num_users)]  # dedicated access link
         conflicts = fifo_offsets if cfg.link_conflicts == "arrival" else priority_offsets
         offsets = conflicts(routes, p["packet_size"], access, p["bandwidth"], p["switch_delay"])
+        transmission = []
         for u in range(cfg.num_users):
-            size = p["packet_size"][u]
-            dest = action[u]
-            nodes = routes[u]
             t_tr = access[u]
-            for i, j in zip(nodes[:-1], nodes[1:]):
-                t_tr += size / p["bandwidth"][i, j] + p["switch_delay"][i]  # eq. (1)
+            for i, j in zip(routes[u][:-1], routes[u][1:]):
+                t_tr += p["packet_size"][u] / p["bandwidth"][i, j] + p["switch_delay"][i]  # eq. (1)
+            transmission.append(t_tr)
+        queue = np.zeros(cfg.num_users)
+        if cfg.compute_sharing:
+            arrival = [transmission[u] + offsets[u] for u in range(cfg.num_users)]
+            queue, next_backlog, served = node_queues(arrival, action, load, p["power"], self.backlog,
+                                                      float(p["slot_duration"]))
+            info.update(queue_delay=queue, backlog=next_backlog, served_work=served)
+            self.backlog = next_backlog
+        for u in range(cfg.num_users):
+            dest = action[u]
+            t_tr = transmission[u]
             waited = offsets[u]
             f = p["power"][dest]
             t_comp = load[u] / f
-            t_sum = t_tr + waited + t_comp  # eq. (2)
+            t_sum = t_tr + waited + queue[u] + t_comp  # eq. (2), plus the node queue's wait (compute_sharing)
             revenue = p["unit_price"] * (1 + p["eta"] / t_sum) * load[u]  # eq. (3)
             cost = price * discount[dest] * p["kappa"] * load[u] * f**2 + p["usage_price"] * load[u] / f  # eq. (5)
             miss = t_sum > p["deadline"][u]

@@ -79,6 +79,19 @@ class CPNConfig:
         max_bytes: ceiling on :func:`step_bytes`, the estimated memory of one environment
             (``None``: ``MAX_STEP_BYTES``, 4 GiB); a larger config is refused at construction
             with its estimate instead of exhausting memory in the first step.
+        compute_sharing: ``False`` (default, the paper's model: a node computes every task at its
+            full power ``f_n`` at once, ``t_comp = m / f_n``) or ``True`` (an option beyond the
+            paper, docs/model.md "Coupled dynamics"): a node serves the tasks that reach it one
+            at a time in order of arrival (FIFO, ties by user index) at its power ``f_n``, after
+            the work left in its queue by earlier slots; work not done when the slot's service
+            window ``CPNParams.slot_duration`` closes stays in the queue (``CPNState.backlog``,
+            TFLOP) and delays the next slots' tasks there. The observation is then a
+            :class:`CPNBacklogObservation` (the default fields plus ``node_backlog``).
+        observe_current_workload: ``True`` (default, the paper's state: the observation includes
+            the current slot's workloads) or ``False`` (the agent decides before the demand is
+            known): the workload entries of the observation (``task_workload``, ``node_demand``,
+            ``demand_window``) end at the previous slot instead of the current one, same shapes;
+            price and hydro windows still include the current slot (day-ahead prices).
 
     Every field is checked at construction (``ValueError`` naming the field, the value and what
     is allowed): ints are Python or NumPy ints, never bools or floats (``max_hops=2.5`` is
@@ -101,8 +114,13 @@ class CPNConfig:
     milp_deadlines: str = "strict"
     milp_processes: int | None = 1
     max_bytes: int | None = None
+    compute_sharing: bool = False
+    observe_current_workload: bool = True
 
     def __post_init__(self):
+        for name in ("compute_sharing", "observe_current_workload"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"CPNConfig.{name}={getattr(self, name)!r} is invalid: must be a bool (True or False)")
         for name, low in (("num_nodes", 1), ("num_users", 1), ("window", 1), ("episode_length", 1),
                           ("milp_paths", 1), ("milp_iterations", 1)):
             _require_int(name, getattr(self, name), low)
@@ -166,6 +184,9 @@ class CPNParams:
         unit_price: ``p``; eta: ``eta`` (s); usage_price: ``i_t``; kappa: energy coefficient.
         late_revenue_fraction: share of the revenue still paid for a task that misses its
             deadline (0 = none, the default; the cost is always paid).
+        slot_duration: scalar float32 > 0, the service window of a slot (s): with
+            ``CPNConfig.compute_sharing`` a node serves ``f_n * slot_duration`` TFLOP per slot
+            and the rest of its queue carries over (unused otherwise; default 1 s).
     """
 
     adjacency: jax.Array
@@ -192,6 +213,7 @@ class CPNParams:
     usage_price: jax.Array
     kappa: jax.Array
     late_revenue_fraction: jax.Array
+    slot_duration: jax.Array
 
 
 @struct.dataclass
@@ -201,6 +223,8 @@ class CPNState:
     Attributes:
         time: int32 scalar, slot index within the episode (0 .. T-1).
         start: int32 scalar, series index of the episode's first slot.
+        backlog: ``(N,)`` float32 work (TFLOP) waiting in each node's queue at the start of the
+            slot, with ``CPNConfig.compute_sharing``; ``None`` otherwise (no leaf, no work).
 
     The exogenous series (price, hydro, workload shocks) stay in the params; observation windows
     are ``dynamic_slice``s at ``start + time``, so a step copies no window arrays.
@@ -208,6 +232,7 @@ class CPNState:
 
     time: jax.Array
     start: jax.Array
+    backlog: jax.Array | None = None
 
 
 @struct.dataclass
@@ -231,3 +256,15 @@ class CPNObservation:
     demand_window: jax.Array
     node_features: jax.Array
     time_features: jax.Array
+
+
+@struct.dataclass
+class CPNBacklogObservation(CPNObservation):
+    """:class:`CPNObservation` plus the node queues, the observation with ``CPNConfig.compute_sharing``.
+
+    Attributes:
+        node_backlog: ``(N,)`` float32 work (TFLOP) waiting in each node's queue at the start of
+            the slot (``CPNState.backlog``); a node needs ``backlog / f_n`` seconds to clear it.
+    """
+
+    node_backlog: jax.Array
