@@ -557,6 +557,7 @@ PPO = [Case(f"PPOConfig.{name}={value!r}", ppo(**{name: value}), ValueError,
            ("ent_coef", float("inf")), ("reward_scale", 0.0), ("reward_scale", -0.01), ("embed_dim", 0),
            ("gcn_layers", -1), ("lstm_hidden", 0), ("fusion_hidden", [128]), ("head_hidden", (64.5,)),
            ("num_envs", True), ("adjacency", "fixed"), ("adjacency", True),
+           ("compute_sharing", 1), ("observe_current_workload", "no"),
        ]] + [
     Case("PPOConfig.fusion_hidden-entry-0", ppo(fusion_hidden=(64, 0)), ValueError,
          "PPOConfig.fusion_hidden=(64, 0) is invalid: must be a tuple of ints >= 1 (layer widths) (entry 1 is 0)"),

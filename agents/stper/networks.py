@@ -332,11 +332,18 @@ class STPerNetwork(nn.Module):
                 obs.time_features,
             ]
         )
+        node_inputs = obs.node_demand[:, None] / self.workload_scale
+        backlog = getattr(obs, "node_backlog", None)  # CPNConfig.compute_sharing: the node queues
+        if backlog is not None:
+            # seconds each node needs to clear its queue (backlog TFLOP / power TFLOPS)
+            clear_time = backlog / jnp.maximum(obs.node_features[:, 0], 1e-6)
+            current = jnp.concatenate([current, clear_time])
+            node_inputs = jnp.concatenate([node_inputs, clear_time[:, None]], axis=1)
         parts = [current]
         if self.variant != "stper-m":
             parts.append(temporal)
         if self.variant == "stper":
-            h = self.demand_embed(obs.node_demand[:, None] / self.workload_scale)
+            h = self.demand_embed(node_inputs)
             if self.gcn:
                 weights = self_looped(adjacency)
                 if self.adjacency == "learned":

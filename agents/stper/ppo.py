@@ -78,6 +78,11 @@ class PPOConfig:
     """Slots per episode (truncation)."""
     instance_seed: int = 0
     """Seed of the CPN instance (topology, powers, series); 0 is env.default_params."""
+    compute_sharing: bool = False
+    """Environment option beyond the paper: nodes queue their tasks and carry unfinished work
+    to the next slot (``CPNConfig.compute_sharing``; the networks then read the queues)."""
+    observe_current_workload: bool = True
+    """False: the observation's workloads end at the previous slot (``CPNConfig.observe_current_workload``)."""
     num_envs: int = 64
     """Parallel environments per seed."""
     num_steps: int = 24
@@ -127,8 +132,9 @@ class PPOConfig:
             require_int("PPOConfig", name, getattr(self, name), 1)
         require_int("PPOConfig", "gcn_layers", self.gcn_layers, 0)  # 0: the demand embedding alone
         require_int("PPOConfig", "instance_seed", self.instance_seed, None)
-        if not isinstance(self.anneal_lr, bool):
-            raise ValueError(f"PPOConfig.anneal_lr={self.anneal_lr!r} is invalid: must be a bool")
+        for name in ("anneal_lr", "compute_sharing", "observe_current_workload"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: must be a bool")
         for name in ("learning_rate", "max_grad_norm", "clip_eps", "reward_scale"):
             require_real("PPOConfig", name, getattr(self, name), positive, "> 0")
         for name in ("vf_coef", "ent_coef"):
@@ -162,7 +168,8 @@ class PPOConfig:
     @property
     def env_config(self) -> CPNConfig:
         return CPNConfig(num_nodes=self.num_nodes, num_users=self.num_users, window=self.window,
-                         episode_length=self.episode_length)
+                         episode_length=self.episode_length, compute_sharing=self.compute_sharing,
+                         observe_current_workload=self.observe_current_workload)
 
 
 class RunnerState(NamedTuple):
