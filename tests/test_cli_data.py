@@ -101,3 +101,13 @@ def test_train_on_real_files_record_them_and_train_longer(exports, tmp_path):
     hydro_file.write_text(hydro_file.read_text().replace("4.321,00", "4.321,50", 1))
     with pytest.raises(ValueError, match="changed since the run started"):
         train_stper.main(["--resume", str(run), "--num-updates", "8"])
+
+
+def test_every_generator_default_is_a_flag_of_train_stper():
+    """A new generator setting (jaxcpn.cpn.generator.DEFAULTS) must be reachable from the command line."""
+    import dataclasses
+
+    from jaxcpn.cpn.generator import DEFAULTS
+
+    missing = set(DEFAULTS) - {f.name for f in dataclasses.fields(InstanceArgs)}
+    assert not missing, f"generator defaults without an InstanceArgs flag: {sorted(missing)}"

@@ -77,6 +77,8 @@ class InstanceArgs:
     """Waxman topology alpha; default 0.4."""
     waxman_beta: float | None = None
     """Waxman topology beta; default 0.4."""
+    slot_duration: float | None = None
+    """Service window of a slot (s) when compute is shared (--compute-sharing); default 1."""
 
     def __post_init__(self):
         if (self.price_csv is None) != (self.hydro_csv is None):
