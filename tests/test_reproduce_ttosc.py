@@ -135,3 +135,26 @@ def test_episode_count_must_divide_the_parallel_envs():
 
     with pytest.raises(ValueError, match="--num-episodes=3 is invalid"):
         figures.resolve_scale(figures.parse_config(["--quick", "--num-episodes", "3"]))
+
+
+def test_a_rerun_loads_the_saved_agents_instead_of_training(tmp_path, monkeypatch):
+    """Fig. 5 after Fig. 4 in a new process-like run: the DDQN and DDPG agents of every shape come from the run
+    folder (training them again would raise), and the figure's numbers are the same."""
+    from agents.ttosc import figures
+
+    args = ["--quick", "--cells", "2", "--services", "3", "--methods", "TTOSC", "DDPG", "--num-seeds", "2",
+            "--run-dir", str(tmp_path / "run"), "--figure", "5"]
+    assert figures.main([*args, "--out", str(tmp_path / "first")]) == 0
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.npz")) == ["ddpg-M2-K3.npz", "ddqn-M2-K3.npz"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a saved shape was trained again")
+
+    monkeypatch.setattr(figures, "train_ddqn", no_training)
+    monkeypatch.setattr(figures, "train_ddpg", no_training)
+    assert figures.main([*args, "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "ttosc_fig5_delay.csv").read_text() == (
+        tmp_path / "first" / "ttosc_fig5_delay.csv").read_text()
+    # other settings (here the seed) do not reuse the saved units
+    with pytest.raises(AssertionError, match="trained again"):
+        figures.main([*args, "--seed", "1", "--out", str(tmp_path / "other")])

@@ -27,12 +27,17 @@ default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is writte
   ``agents.ttosc.train.decision_times``, against the paper's 7.21 ms and 19.39 ms:
   ``ttosc_runtime.csv``.
 
-Shapes (M, K) compile once each; every number is from the run that wrote the file.
+Shapes (M, K) compile once each; every number is from the run that wrote the file. The DDQN and
+DDPG agents of every shape are saved in ``--run-dir`` (default ``runs/reproduce-ttosc-<preset>``)
+when trained, and a rerun with the same settings loads them instead of training again (the
+per-point training of Fig. 6 at the paper preset is not saved yet).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -48,7 +53,7 @@ from agents.outputs import smooth
 from agents.seeds import seed_keys
 from agents.ttosc import baselines as mb
 from agents.ttosc.ddpg import DDPGConfig, ddpg_env, ddpg_policy, make_ddpg_trainer
-from agents.ttosc.ddqn import DDQNConfig, ddqn_policy, make_network, make_trainer
+from agents.ttosc.ddqn import DDQNConfig, RunnerState, ddqn_policy, make_network, make_trainer
 from agents.ttosc.train import decision_times
 from jaxcpn.mec.env import TwoTimescaleMEC
 from jaxcpn.mec.generator import generate_params
@@ -166,7 +171,10 @@ class ReproConfig:
     quick: bool = False
     """Shorthand for --preset quick."""
     out: Path | None = None
-    """Folder of the CSV and PNG files (default runs/reproduce-ttosc-<preset>/figures)."""
+    """Folder of the CSV and PNG files (default <run-dir>/figures)."""
+    run_dir: Path | None = None
+    """Folder of the saved agents of each shape (DDQN and DDPG), from which a rerun resumes instead of
+    training them again (default runs/reproduce-ttosc-<preset>)."""
     num_seeds: int | None = None
     """Training seeds per shape, also the evaluation seeds."""
     num_episodes: int | None = None
@@ -394,26 +402,93 @@ def all_shapes(scale: Scale) -> list[tuple[int, int]]:
 # ----------------------------------------------------------------------------- figures
 
 
-class Reproduction:
-    """Runs the figures, sharing trained agents between them (one training per shape)."""
+UNIT_FORMAT = 1
+"""Version of what a saved shape unit holds (in its fingerprint: a changed meaning retrains)."""
 
-    def __init__(self, config: ReproConfig, scale: Scale, out: Path):
+
+def save_unit(path: Path, fingerprint: str, tree: Any, **extra: np.ndarray) -> None:
+    """Writes ``tree``'s leaves and ``extra`` arrays to ``path`` (npz, atomically)."""
+    leaves = {f"leaf_{i:04d}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(jax.device_get(tree)))}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, fingerprint=np.array(fingerprint), **leaves, **extra)
+    tmp.replace(path)
+
+
+def load_unit(path: Path, fingerprint: str, like: Any) -> tuple[Any, dict] | None:
+    """The tree (structure, shapes and dtypes of ``like``) and extras saved by :func:`save_unit`,
+    or None when there is no unit or it was saved for other settings."""
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        if str(data["fingerprint"]) != fingerprint:
+            return None
+        names = sorted(n for n in data.files if n.startswith("leaf_"))
+        structure = jax.tree.structure(like)
+        expected = jax.tree.leaves(like)
+        if len(names) != len(expected) or any(data[n].shape != e.shape for n, e in zip(names, expected)):
+            return None
+        tree = jax.tree.unflatten(structure, [jnp.asarray(data[n], e.dtype) for n, e in zip(names, expected)])
+        extra = {n: data[n] for n in data.files if n != "fingerprint" and not n.startswith("leaf_")}
+    return tree, extra
+
+
+class Reproduction:
+    """Runs the figures, sharing trained agents between them (one training per shape).
+
+    The agents of every shape are saved under ``run_dir`` as soon as they are trained, so an
+    interrupted or repeated reproduction loads them instead of training again (a unit saved with
+    other settings is not used).
+    """
+
+    def __init__(self, config: ReproConfig, scale: Scale, out: Path, run_dir: Path | None = None):
         self.config = config
         self.scale = scale
         self.out = out
+        self.run_dir = run_dir or out.parent
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.written: list[Path] = []
         self.trained: dict[tuple[int, int], Trained] = {}
         self.fig5: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         self.ddpg: dict[tuple[int, int], tuple[Any, Any]] = {}
 
+    def _fingerprint(self, kind: str, shape: tuple[int, int]) -> str:
+        settings = dataclasses.asdict(self.scale.ddqn if kind == "ddqn" else self.scale.ddpg)
+        data = dict(kind=kind, shape=shape, settings=settings, seed=self.config.seed,
+                    num_seeds=self.scale.num_seeds, slots=self.scale.slots_per_frame,
+                    frames=self.scale.frames_per_episode, format=UNIT_FORMAT)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
     def agents(self, shape: tuple[int, int]) -> Trained:
         if shape not in self.trained:
-            self.trained[shape] = train_ddqn(self.scale, *shape, self.config.seed)
+            path, fingerprint = self.run_dir / f"ddqn-M{shape[0]}-K{shape[1]}.npz", self._fingerprint("ddqn", shape)
+            trainer = make_trainer(ddqn_config(self.scale, *shape))
+            keys = seed_keys(self.config.seed, self.scale.num_seeds)
+            like = jax.eval_shape(lambda k: jax.vmap(trainer.init)(k).train_state, keys)
+            loaded = load_unit(path, fingerprint, like)
+            if loaded is None:
+                trained = train_ddqn(self.scale, *shape, self.config.seed)
+                save_unit(path, fingerprint, trained.runner.train_state, episode_reward=trained.episode_reward,
+                          seconds=np.array(trained.seconds))
+            else:  # only the agents' parameters are used after training
+                train_state, extra = loaded
+                runner = RunnerState(train_state, None, None, None, None, None, None)
+                trained = Trained(trainer, runner, extra["episode_reward"], float(extra["seconds"]))
+            self.trained[shape] = trained
         return self.trained[shape]
 
     def ddpg_actors(self, shape: tuple[int, int]):
         if shape not in self.ddpg:
-            self.ddpg[shape] = train_ddpg(self.scale, *shape, self.config.seed)
+            path, fingerprint = self.run_dir / f"ddpg-M{shape[0]}-K{shape[1]}.npz", self._fingerprint("ddpg", shape)
+            trainer = make_ddpg_trainer(ddpg_config(self.scale, *shape))
+            keys = seed_keys(self.config.seed + 1, self.scale.num_seeds)
+            like = jax.eval_shape(lambda k: jax.vmap(trainer.init)(k).learner.actor_params, keys)
+            loaded = load_unit(path, fingerprint, like)
+            if loaded is None:
+                actor, actor_params = train_ddpg(self.scale, *shape, self.config.seed)
+                save_unit(path, fingerprint, actor_params)
+            else:
+                actor, actor_params = trainer.actor, loaded[0]
+            self.ddpg[shape] = (actor, actor_params)
         return self.ddpg[shape]
 
     # ------------------------------------------------------------------ Fig. 4
@@ -611,11 +686,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.time()
     config = parse_config(sys.argv[1:] if argv is None else argv)
     scale = resolve_scale(config)
-    out = config.out or Path("runs") / f"reproduce-ttosc-{config.preset_name}" / "figures"
+    run_dir = config.run_dir or Path("runs") / f"reproduce-ttosc-{config.preset_name}"
+    out = config.out or run_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)
     print(f"TTOSC reproduction: figures {', '.join(config.figures)}, preset {config.preset_name}, "
           f"{scale.num_seeds} seeds, out {out}", flush=True)
-    reproduction = Reproduction(config, scale, out)
+    reproduction = Reproduction(config, scale, out, run_dir)
     for figure in config.figures:
         getattr(reproduction, "runtime" if figure == "runtime" else f"figure{figure}")()
     print("files written:")
