@@ -3,7 +3,7 @@
 Usage:
     jaxcpn reproduce-ttosc --figure all --out docs/figures   # the committed figures (about 40 min, 2 cores)
     jaxcpn reproduce-ttosc --figure 5 --quick                # tiny smoke run
-    jaxcpn reproduce-ttosc --figure all --preset paper       # GPU-size run (not made here)
+    jaxcpn reproduce-ttosc --figure all --preset paper       # the paper's budgets: hours on 2 cores, resumes
 
 (``python scripts/reproduce_ttosc.py`` is the same job.) Figures (files under ``--out``,
 default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is written unless
@@ -135,11 +135,13 @@ SCALES = {
         oracle_search_iterations=30, zipf=(0.6, 1.0, 1.4, 1.8), users=(10, 20, 30, 50),
         es_cpu=(25.0, 50.0, 100.0, 200.0), storage=(10, 20, 40, 60), fig6_per_point=False,
         smoothing_window=4, methods=("TTOSC", "Greedy", "DDPG", "Popularity", "Oracle")),
-    # Paper section V scale (GPU): 4 values of M and K, 3000 episodes, per-point training in Fig. 6.
+    # Paper section V scale: 4 values of M and K, the paper's 2000 episodes per shape (about 14 min per
+    # shape at M = 5 on 2 cores, 7 shapes), per-point training in Fig. 6 (hours on 2 cores).
     "paper": Scale(
         cells=(3, 5, 7, 9), services=(10, 20, 30, 40), slots_per_frame=10, frames_per_episode=24, num_seeds=3,
-        ddqn=DDQNConfig(num_envs=4, num_episodes=3000, qp_iterations=100, buffer_size=20000, num_gru_layers=2),
-        ddpg=DDPGConfig(num_envs=4, num_episodes=400),
+        ddqn=DDQNConfig(num_envs=16, num_episodes=2000, epsilon_episodes=500, updates_per_frame=2,
+                        qp_iterations=100, buffer_size=50000, num_gru_layers=2),  # = train-ttosc --preset paper
+        ddpg=DDPGConfig(num_episodes=160),
         eval_envs=16, eval_frames=24, eval_qp_iterations=100, oracle_rounds=4, oracle_proposals=16,
         oracle_search_iterations=30, zipf=(0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8), users=(10, 20, 30, 40, 50),
         es_cpu=(25.0, 50.0, 75.0, 100.0, 150.0, 200.0), storage=(10, 20, 30, 40, 50, 60), fig6_per_point=True,
@@ -167,7 +169,7 @@ class ReproConfig:
     figure: Literal["4", "5", "6", "runtime", "all"] = "all"
     """Figure to make (all = 4, 5, 6 and runtime; 5 and runtime reuse the agents of 4)."""
     preset: Literal["full", "quick", "paper"] = "full"
-    """Scale: full (the committed figures, about 40 min on 2 CPU cores), quick (smoke test) or paper (GPU)."""
+    """Scale: full (the committed figures, about 40 min on 2 CPU cores), quick (smoke test) or paper (its budgets)."""
     quick: bool = False
     """Shorthand for --preset quick."""
     out: Path | None = None
