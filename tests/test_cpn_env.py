@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.stper.baselines import cpn_greedy, cpn_oracle, cpn_random, rollout_cpn
+from agents.stper.baselines import cpn_coordinate_ascent, cpn_greedy, cpn_random, rollout_cpn
 from jaxcpn.cpn import CPNConfig, GreenCPN, generate_instance, validate_params
 from jaxcpn.cpn.env import hydro_discount
 from jaxcpn.cpn.reference import CPNReference
@@ -184,20 +184,20 @@ def test_params_sweep_is_one_program(env, params):
 def test_policies_emit_valid_actions(env, params):
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(3), 16), params)
     space = env.action_space(params)
-    for policy in (cpn_random, cpn_greedy, cpn_oracle):
+    for policy in (cpn_random, cpn_greedy, cpn_coordinate_ascent):
         action = jax.jit(jax.vmap(lambda k, s: policy(k, env, s, params)))(jax.random.split(jax.random.PRNGKey(4), 16), state)
         assert action.dtype == jnp.int32
         assert bool(jax.vmap(space.contains)(action).all()), policy.__name__
 
 
-def test_oracle_at_least_greedy(env, params):
+def test_coordinate_ascent_at_least_greedy(env, params):
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(5), 32), params)
 
     @jax.jit
     def profits(state):
         def one(s):
             greedy = env.evaluate_slot(s, cpn_greedy(None, env, s, params), params)["profit"]
-            oracle = env.evaluate_slot(s, cpn_oracle(None, env, s, params), params)["profit"]
+            oracle = env.evaluate_slot(s, cpn_coordinate_ascent(None, env, s, params), params)["profit"]
             return greedy, oracle
 
         return jax.vmap(one)(state)

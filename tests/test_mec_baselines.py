@@ -120,7 +120,7 @@ def test_oracle_sees_true_arrivals_and_is_best():
 
     # the Oracle (clairvoyant search) is at least as good as Popularity on the same episodes;
     # the other policies' feasibility is covered above
-    policies = {"oracle": mb.oracle_policy(env, num_rounds=1, num_proposals=3), "popularity": mb.popularity_policy}
+    policies = {"oracle": mb.clairvoyant_search_policy(env, num_rounds=1, num_proposals=3), "popularity": mb.popularity_policy}
     out = {name: jax.jit(lambda k, p=p: mb.evaluate_policy(env, params, p, k, 2, 3))(jax.random.PRNGKey(3))
            for name, p in policies.items()}
     assert int(out["oracle"]["storage_violations"]) == 0

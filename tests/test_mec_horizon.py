@@ -95,7 +95,7 @@ def test_horizon_one_plays_the_oracle(config):
     env = TwoTimescaleMEC(config)
     params = instance(config)
     key = jax.random.key(3)
-    oracle = evaluate(env, params, mb.oracle_policy(env, **SEARCH), 1, 5)(key)
+    oracle = evaluate(env, params, mb.clairvoyant_search_policy(env, **SEARCH), 1, 5)(key)
     mpc = evaluate(env, params, mb.clairvoyant_mpc_policy(env, 1, **SEARCH), 1, 5)(key)
     np.testing.assert_array_equal(mpc["deployments"], oracle["deployments"])
     assert float(mpc["mean_delay"]) == float(oracle["mean_delay"])

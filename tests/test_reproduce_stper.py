@@ -54,7 +54,7 @@ def test_every_figure_has_a_finite_csv_of_the_expected_shape(outputs):
         assert len(rows) == len(kappas) * 2 * (3 + 3 + with_bound), stem
         assert {r["kappa"] for r in rows} == kappas
         assert sorted({float(r[x_name]) for r in rows}) == ([10.0, 50.0] if "power" in stem else [15.0, 45.0])
-        assert {r["method"] for r in rows} == {"stper-m", "random", "greedy", "oracle"} | ({"bound"} if with_bound
+        assert {r["method"] for r in rows} == {"stper-m", "random", "greedy", "coord-ascent"} | ({"bound"} if with_bound
                                                                                         else set())
         assert np.all(np.isfinite(values(rows, metric))), stem
 
@@ -70,7 +70,7 @@ def test_physical_trends_and_oracle_bound(outputs):
     # The Oracle starts from Greedy's assignment and only accepts improvements.
     profit = read(outputs / "stper_fig5_profit_vs_power.csv")
     for kappa in ("default", "0.0001"):
-        oracle = values(pick(profit, method="oracle", kappa=kappa), "slot_profit")
+        oracle = values(pick(profit, method="coord-ascent", kappa=kappa), "slot_profit")
         greedy = values(pick(profit, method="greedy", kappa=kappa), "slot_profit")
         assert np.all(oracle >= greedy - 1e-3 * np.abs(greedy))
         # The conflict-free bound is above every method at every point, and gap_to_bound is the difference.

@@ -83,10 +83,10 @@ def test_every_method_is_scored_against_the_lower_bound(tmp_path):
             "--oracle-rounds", "1", "--oracle-proposals", "2", "--oracle-search-iterations", "5"]
     assert script.main(args + ddpg + ["--run-dir", str(tmp_path / "run")]) == 0
     results = json.loads((tmp_path / "run" / "summary.json").read_text())["results"]
-    assert set(results) >= {"TTOSC", "DDPG", "Popularity", "Greedy", "Random", "Oracle", "Bound"}
+    assert set(results) >= {"TTOSC", "DDPG", "Popularity", "Greedy", "Random", "Clairvoyant", "Bound"}
     bound = results["Bound"]["mean_delay"]
     assert len(bound) == 2 and all(b > 0 for b in bound)
-    for name in ("TTOSC", "DDPG", "Popularity", "Greedy", "Random", "Oracle"):
+    for name in ("TTOSC", "DDPG", "Popularity", "Greedy", "Random", "Clairvoyant"):
         for seed, delay in enumerate(results[name]["mean_delay"]):
             assert delay >= bound[seed] * (1 - 1e-6), (name, seed)
     assert "gap to bound" in (tmp_path / "run" / "summary.md").read_text()

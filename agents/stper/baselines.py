@@ -100,13 +100,15 @@ def cpn_greedy(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams
     return jnp.argmax(env.task_profit_matrix(state, params), axis=-1).astype(jnp.int32)
 
 
-def cpn_oracle(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams, sweeps: int = 3) -> jax.Array:
-    """Oracle: per-slot coordinate ascent over all users' destinations with the true model.
+def cpn_coordinate_ascent(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams, sweeps: int = 3) -> jax.Array:
+    """Per-slot coordinate ascent over all users' destinations with the true model (``"coord-ascent"``).
 
     Starts from Greedy and, for ``sweeps`` rounds, sets each user's destination in turn to the
     node that maximises the slot profit with link conflicts included (all other users fixed).
     Slots are independent given the exogenous series, so the per-slot optimum is the episode
-    optimum; coordinate ascent reaches a local optimum that is at least Greedy's profit.
+    optimum; coordinate ascent reaches a local optimum that is at least Greedy's profit. It is a
+    clairvoyant heuristic, not a bound (it was called the Oracle): :mod:`agents.stper.bounds` has
+    the upper bound and the exact per-slot optimum.
     """
     del key
     num_users, num_nodes = env.config.num_users, env.config.num_nodes
@@ -131,7 +133,7 @@ def cpn_oracle(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams
 
 
 CPN_POLICIES = {"random": cpn_random_routing, "random-shortest": cpn_random, "greedy": cpn_greedy,
-                "oracle": cpn_oracle}
+                "coord-ascent": cpn_coordinate_ascent}
 """The baselines by name: ``"random"`` is the paper's (random destinations and routes), ``"random-shortest"``
 the earlier one (random destinations, shortest paths)."""
 

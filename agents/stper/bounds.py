@@ -317,7 +317,7 @@ def gap_table(profits: dict) -> dict:
 
 def measure_gaps(config=None, seed: int = 0, num_envs: int = 16, kappa: float | None = None,
                  certify: int = 0) -> dict:
-    """Gaps of every ``CPN_POLICIES`` baseline (Randoms, Greedy, the coordinate-ascent Oracle) to the bound; prints a table.
+    """Gaps of every ``CPN_POLICIES`` baseline (Randoms, Greedy, the coordinate ascent) to the bound; prints a table.
 
     Args:
         config: ``CPNConfig`` (default: the default instance, N = U = 10).

@@ -1,4 +1,4 @@
-"""The STPer figure reproductions (``jaxcpn reproduce-stper``): Figs. 3-6 with Greedy and Oracle lines.
+"""The STPer figure reproductions (``jaxcpn reproduce-stper``): Figs. 3-6 with Greedy, coordinate-ascent and bound lines.
 
 Usage:
     jaxcpn reproduce-stper --figure all --out docs/figures   # the committed figures (CPU: docs/results.md)
@@ -11,7 +11,7 @@ default ``runs/reproduce-stper-<preset>/figures``; nothing under docs/ is writte
 
 - **Fig. 3** (``stper_fig3_training``): cumulative reward (episode profit) and explained variance
   of the value function during training, STPer / STPer-L / STPer-M, mean and std over seeds,
-  with the Greedy and Oracle episode profits as reference lines. The runs are those of the
+  with the Greedy and coordinate-ascent episode profits and the upper bound as reference lines. The runs are those of the
   10-TFLOPS point of the Fig. 4-5 sweep at the default ``kappa``, which is the default instance.
 - **Fig. 4** (``stper_fig4_delay_vs_power``): average task delay vs node computing power.
 - **Fig. 5** (``stper_fig5_profit_vs_power``): system profit (per slot) vs node computing power.
@@ -56,16 +56,16 @@ from agents.stper.ppo import PPOConfig, make_trainer, network_policy
 from jaxcpn.sweep import stack_sweep
 
 VARIANTS = ("stper", "stper-l", "stper-m")
-BASELINES = ("random", "greedy", "oracle")
+BASELINES = ("random", "greedy", "coord-ascent")
 LABELS = {"stper": "STPer", "stper-l": "STPer-L", "stper-m": "STPer-M", "random": "Random",
-          "greedy": "Greedy (not in paper)", "oracle": "Oracle (not in paper)",
+          "greedy": "Greedy (not in paper)", "coord-ascent": "Coordinate ascent (clairvoyant, not in paper)",
           "bound": "upper bound (conflict-free)"}
 STYLES = {"random": dict(color="tab:gray", ls=":"), "greedy": dict(color="tab:olive", ls="--"),
-          "oracle": dict(color="black", ls="-."), "bound": dict(color="tab:red", ls=(0, (1, 1)), lw=1.2)}
+          "coord-ascent": dict(color="black", ls="-."), "bound": dict(color="tab:red", ls=(0, (1, 1)), lw=1.2)}
 EVAL_METRICS = ("slot_profit", "mean_delay", "miss_rate")
-UNIT_FORMAT = 3
+UNIT_FORMAT = 4
 """Version of what a saved unit means, in its fingerprint: a unit saved by code whose methods have
-since changed (2: the paper's Random with random routes, the learned adjacency; 3: the bound) is recomputed."""
+since changed (2: the paper's Random with random routes, the learned adjacency; 3: the bound; 4: "coord-ascent", was "oracle") is recomputed."""
 DEFAULT_POWER = 10.0
 """TFLOPS: the top of the default instance's power range (paper V-A: f_n in [1, 10])."""
 
@@ -278,7 +278,7 @@ class Runner:
         return {f"eval_{k}": np.asarray(v) for k, v in out.items()}
 
     def baselines(self, sweep: Sweep) -> dict:
-        """Random, Greedy and Oracle at every point; arrays ``(K,)``."""
+        """Random, Greedy and the coordinate ascent at every point (and the slots' bound); arrays ``(K,)``."""
         fingerprint = self._fingerprint(sweep, "baselines")
         path = self.run_dir / f"{sweep.name}-baselines.npz"
         cached = self._load(path, fingerprint)
@@ -359,7 +359,7 @@ def figure_3(config: ReproConfig, sweep: Sweep, units: dict, base: dict, out: Pa
             ax.plot(steps, mean, label=f"{LABELS[variant]} ({values.shape[0]} seeds)")
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
     episode_length = config.ppo(config.variants[0]).episode_length
-    for name, key in (("greedy", "greedy_slot_profit"), ("oracle", "oracle_slot_profit"), ("bound", "greedy_bound")):
+    for name, key in (("greedy", "greedy_slot_profit"), ("coord-ascent", "coord-ascent_slot_profit"), ("bound", "greedy_bound")):
         axes[0].axhline(base[key][k] * episode_length, label=LABELS[name], **STYLES[name])
     axes[0].set_title("cumulative reward (episode profit)")
     axes[1].set_title("explained variance of the value function")

@@ -642,7 +642,7 @@ def network_policy(network: nets.STPerNetwork, variables: Any, deterministic: bo
     """Wraps trained ``variables`` as a baseline-style ``policy(key, env, state, params)``.
 
     The observation is rebuilt from the state with ``env.get_obs`` so the trained policy runs
-    in :func:`agents.stper.baselines.rollout_cpn` beside Random, Greedy and Oracle. A recurrent
+    in :func:`agents.stper.baselines.rollout_cpn` beside Random, Greedy and the coordinate ascent. A recurrent
     network's LSTM states are rebuilt from the episode's start (:func:`episode_carry`), so the
     policy stays a function of the state and decides as it did in training.
     ``deterministic`` takes each user's most likely destination, else samples.

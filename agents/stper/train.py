@@ -65,7 +65,7 @@ class TrainConfig:
     resume: Path | None = None
     """Continue the run in this folder from its last checkpoint (its config.json is used)."""
     eval_episodes: int = 16
-    """Parallel evaluation episodes of every policy (the Oracle's cost grows with it)."""
+    """Parallel evaluation episodes of every policy (the coordinate ascent's cost grows with it)."""
     eval_seed: int = 12345
     """Seed of the evaluation episodes (the same episodes for every policy)."""
     tensorboard: bool = False
@@ -193,7 +193,7 @@ def train(config: TrainConfig, run_dir: Path, interrupt_after: int | None = None
 
 
 def evaluate(config: TrainConfig, runner: RunnerState, env_params=None) -> dict:
-    """Profit, delay and misses of each seed's trained policy and of Random, Greedy, Oracle, and
+    """Profit, delay and misses of each seed's trained policy and of Random, Greedy, the coordinate ascent, and
     the conflict-free upper bound on the profit (``"bound"``, :mod:`agents.stper.bounds`)."""
     trainer = make_trainer(config.ppo, env_params=instance_params(config) if env_params is None else env_params)
     env, params = trainer.env, trainer.env_params
@@ -214,7 +214,7 @@ def evaluate(config: TrainConfig, runner: RunnerState, env_params=None) -> dict:
     row["slot_profit_std"] = float(np.std([p["slot_profit"] for p in per_seed]))
     row["per_seed_slot_profit"] = [p["slot_profit"] for p in per_seed]
     results = {config.ppo.variant: row}
-    results.update({name: summarise(CPN_POLICIES[name]) for name in ("random", "greedy", "oracle")})
+    results.update({name: summarise(CPN_POLICIES[name]) for name in ("random", "greedy", "coord-ascent")})
     # The bound of the slots each policy played (the same slots for all: same key, and decisions
     # do not change later slots in the paper's model).
     greedy = results["greedy"]
@@ -233,7 +233,7 @@ def format_table(config: TrainConfig, results: dict) -> str:
         f"mean over {config.num_seeds} seed(s). bound = the conflict-free upper bound on any policy's "
         "profit in the same slots (no policy reaches it where link conflicts bind).",
         "",
-        f"{'policy':<10} {'profit/slot':>12} {'episode profit':>15} {'mean delay (s)':>15} {'miss rate':>10} {'of bound':>10}",
+        f"{'policy':<12} {'profit/slot':>12} {'episode profit':>15} {'mean delay (s)':>15} {'miss rate':>10} {'of bound':>10}",
     ]
     for name, row in results.items():
         profit = f"{row['slot_profit']:.2f}"
@@ -241,7 +241,7 @@ def format_table(config: TrainConfig, results: dict) -> str:
             profit += f"±{row['slot_profit_std']:.2f}"
         delay_misses = (f"{row['mean_delay']:>15.3f} {row['miss_rate']:>10.3%}" if name != "bound"
                         else f"{'-':>15} {'-':>10}")
-        lines.append(f"{name:<10} {profit:>12} {row['episode_profit']:>15.1f} {delay_misses} "
+        lines.append(f"{name:<12} {profit:>12} {row['episode_profit']:>15.1f} {delay_misses} "
                      f"{row['fraction_of_bound']:>10.1%}")
     return "\n".join(lines)
 

@@ -1,8 +1,8 @@
-"""Baselines of TTOSC (paper Sec. V-A), a clairvoyant Oracle and a clairvoyant MPC, plus a policy evaluator.
+"""Baselines of TTOSC (paper Sec. V-A), a clairvoyant swap search (once called the clairvoyant search) and a clairvoyant MPC, plus a policy evaluator.
 
 A deployment *policy* is ``policy(step_key, observation (M, R, K), env_state, env_params) ->
 deployment (M, K) bool``, where ``step_key`` is the key the caller then passes to
-``env.step`` (only the Oracle uses that: it replays the environment's draw of the frame's
+``env.step`` (only the clairvoyant search uses that: it replays the environment's draw of the frame's
 true arrivals; the others ignore it) and R = L rows of arrivals, plus the hosted deployment
 row with ``MECConfig.switching_cost`` (docs/model.md, "Coupled dynamics"). A
 ``LookaheadPolicy`` is handed the step keys of the next H frames instead (``evaluate_policy``
@@ -19,13 +19,13 @@ What each method knows, with the switching cost and the popularity cycle on:
   (arrivals rows only, blind to download costs); convex scheduling (the environment's default
   scheduler, which prices this frame's download wait).
 - **Random**: a random maximal knapsack-feasible deployment; convex scheduling.
-- **Oracle** (clairvoyant, one frame): sees the frame's true arrivals, searches deployments
+- **Clairvoyant search** (one frame; once called the clairvoyant search, a heuristic, not a bound): sees the frame's true arrivals, searches deployments
   (knapsacks on true demand, keeping what is hosted, then local swaps) scored with the convex
   scheduler and this frame's download wait; an upper bound for the agents of the paper's model.
   It does not look past the frame (a download that pays off later is not made).
 - **Clairvoyant MPC** (``clairvoyant_mpc_policy``, clairvoyant over H frames): sees the true
   arrivals of the next H frames and picks the deployment sequence of least summed delay,
-  downloads included, over a candidate set (the one-frame Oracle along its own path, keeping
+  downloads included, over a candidate set (the one-frame clairvoyant search along its own path, keeping
   what is hosted, the knapsack on the horizon's demand); applies the first, replans next frame.
   A reference for how much looking ahead is worth, not an optimum.
 """
@@ -238,7 +238,7 @@ def frame_delay(env: TwoTimescaleMEC, arrivals: jax.Array, deployment: jax.Array
 def oracle_search(env: TwoTimescaleMEC, step_key: jax.Array, env_state, env_params: MECParams, num_rounds: int = 3,
                   num_proposals: int = 8, mixes: tuple[float, ...] = (0.0, 0.25, 1.0),
                   thresholds: tuple[float, ...] = (0.0, 0.5, 1.0)) -> jax.Array:
-    """The Oracle's deployment for the frame ``env.step(step_key, env_state, ...)`` plays (see ``oracle_policy``).
+    """The clairvoyant search's deployment for the frame ``env.step(step_key, env_state, ...)`` plays (see ``clairvoyant_search_policy``).
 
     Returns:
         (M, K) bool, storage-feasible.
@@ -286,7 +286,7 @@ def oracle_search(env: TwoTimescaleMEC, step_key: jax.Array, env_state, env_para
     return deployment
 
 
-def oracle_policy(env: TwoTimescaleMEC, num_rounds: int = 3, num_proposals: int = 8,
+def clairvoyant_search_policy(env: TwoTimescaleMEC, num_rounds: int = 3, num_proposals: int = 8,
                   mixes: tuple[float, ...] = (0.0, 0.25, 1.0), thresholds: tuple[float, ...] = (0.0, 0.5, 1.0)
                   ) -> Policy:
     """Clairvoyant deployment search with exact knowledge of the frame's arrivals (one frame ahead).
@@ -347,7 +347,7 @@ def clairvoyant_mpc_policy(env: TwoTimescaleMEC, horizon: int = 3, num_rounds: i
     candidate set ``C``:
 
     1. the one-frame ``oracle_search`` along its own path: frame h's Oracle deployment given the
-       Oracle's deployment of frame h - 1 as what is hosted (so each frame's own downloads are
+       the clairvoyant search's deployment of frame h - 1 as what is hosted (so each frame's own downloads are
        priced), ``H`` candidates; with switching costs also the deployment hosted now (keep it);
        for ``H > 1`` also the knapsack on the horizon's summed true demand (one deployment held
        throughout). ``N = |C| <= H + 2``.
@@ -358,18 +358,18 @@ def clairvoyant_mpc_policy(env: TwoTimescaleMEC, horizon: int = 3, num_rounds: i
        resets (after a reset the ESs are empty). ``N + (H - 1) N^2`` frames are scored.
 
     The objective is the sum over the horizon's slots of the slot mean delay (eq. 8), as the
-    Oracle's; frames past the end of the evaluation (``valid`` False) cost 0. The best sequence
+    the clairvoyant search's; frames past the end of the evaluation (``valid`` False) cost 0. The best sequence
     within ``C``, not an optimum over all deployments. With ``H = 1`` the candidates are the
-    Oracle's own pick (first, so it wins ties) and, with switching costs, the hosted deployment,
-    which the Oracle already scored among its candidates: the MPC plays the Oracle's deployment
+    the clairvoyant search's own pick (first, so it wins ties) and, with switching costs, the hosted deployment,
+    which the clairvoyant search already scored among its candidates: the MPC plays the clairvoyant search's deployment
     (up to float ties between different deployments, rescored by ``env.step``), switching on
     or off.
 
     Args:
         env: the environment that scores (its scheduler; e.g. fewer QP iterations than the
-            evaluation env's, as the Oracle's). Its config must match the played env's.
+            evaluation env's, as the clairvoyant search's). Its config must match the played env's.
         horizon: H >= 1 frames.
-        num_rounds, num_proposals, mixes, thresholds: the one-frame Oracle's search.
+        num_rounds, num_proposals, mixes, thresholds: the one-frame clairvoyant search's search.
 
     Returns:
         A ``LookaheadPolicy`` (play it with ``evaluate_policy``).

@@ -288,7 +288,7 @@ def measure_gaps(config=None, seed: int = 0, num_envs: int = 4, num_frames: int 
         "Greedy": (TwoTimescaleMEC(config, schedule_fn=mb.greedy_schedule), mb.greedy_policy),
         "Popularity": (env, mb.popularity_policy),
         "Random": (env, mb.random_policy(config.max_storage_units)),
-        "Oracle (swap search)": (env, mb.oracle_policy(search_env, num_rounds=oracle_rounds,
+        "Clairvoyant search": (env, mb.clairvoyant_search_policy(search_env, num_rounds=oracle_rounds,
                                                        num_proposals=oracle_proposals)),
     }
     key = jax.random.PRNGKey(eval_seed)

@@ -35,7 +35,7 @@ class RunArgs:
     eval_seed: int | None = None
     """Seed of the evaluation episodes; default the run's."""
     skip_baselines: bool = False
-    """Evaluate the agents only (no Greedy, Popularity, Random, DDPG training, Oracle)."""
+    """Evaluate the agents only (no Greedy, Popularity, Random, DDPG training, clairvoyant search)."""
     render: Path | None = None
     """Write an animated episode (GIF) of seed 0's agents here."""
     out: Path | None = None

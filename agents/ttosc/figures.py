@@ -13,7 +13,7 @@ default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is writte
   several numbers of cells M (at the middle K) and of services K (at the middle M), mean over
   seeds and min-max band: ``ttosc_fig4_convergence.csv/png``.
 - ``5``: average processing delay vs M and vs K of TTOSC, Greedy, DDPG, Popularity, Random and
-  the clairvoyant Oracle, reusing the DDQN agents of Fig. 4 (same shapes):
+  the clairvoyant swap search (Clairvoyant), reusing the DDQN agents of Fig. 4 (same shapes):
   ``ttosc_fig5_delay.csv/png``.
 - ``6``: delay vs Zipf exponent, average users per cell, ES CPU and ES storage at the middle
   shape. All points of the four panels are one batch of ``MECParams`` (the swept leaves differ,
@@ -60,7 +60,7 @@ from jaxcpn.mec.generator import generate_params
 from jaxcpn.mec.types import MECConfig, MECParams
 
 FIGURES = ("4", "5", "6", "runtime")
-METHODS = ("TTOSC", "Greedy", "DDPG", "Popularity", "Random", "Oracle")
+METHODS = ("TTOSC", "Greedy", "DDPG", "Popularity", "Random", "Clairvoyant")
 PAPER_MS = {"small_timescale": 7.21, "large_timescale": 19.39}
 FIG6_PANELS = ("zipf_exponent", "users_per_cell", "es_cpu_ghz", "storage_units")
 FIG6_LABELS = {"zipf_exponent": "Zipf exponent", "users_per_cell": "average users per cell",
@@ -82,7 +82,7 @@ class Scale:
         eval_envs: evaluation episodes per seed, point and method (the same for every method).
         eval_frames: frames per evaluation episode.
         eval_qp_iterations: FISTA iterations of the convex scheduler in evaluation.
-        oracle_rounds, oracle_proposals, oracle_search_iterations: the Oracle's search.
+        oracle_rounds, oracle_proposals, oracle_search_iterations: the clairvoyant search's settings.
         zipf, users, es_cpu, storage: Fig. 6 x values (users = mean users per cell; the range
             ``[users_min, users_max]`` of the instance is scaled to that mean).
         fig6_per_point: train DDQN and DDPG at every Fig. 6 point (else: agents of the default
@@ -134,7 +134,7 @@ SCALES = {
         eval_envs=2, eval_frames=12, eval_qp_iterations=100, oracle_rounds=2, oracle_proposals=6,
         oracle_search_iterations=30, zipf=(0.6, 1.0, 1.4, 1.8), users=(10, 20, 30, 50),
         es_cpu=(25.0, 50.0, 100.0, 200.0), storage=(10, 20, 40, 60), fig6_per_point=False,
-        smoothing_window=4, methods=("TTOSC", "Greedy", "DDPG", "Popularity", "Oracle")),
+        smoothing_window=4, methods=("TTOSC", "Greedy", "DDPG", "Popularity", "Clairvoyant")),
     # Paper section V scale: 4 values of M and K, the paper's 2000 episodes per shape (about 14 min per
     # shape at M = 5 on 2 cores, 7 shapes), per-point training in Fig. 6 (hours on 2 cores).
     "paper": Scale(
@@ -194,7 +194,7 @@ class ReproConfig:
     fig6_points: int | None = None
     """Keep the first N x values of each Fig. 6 panel."""
     methods: tuple[str, ...] | None = None
-    """Methods of Figs. 5-6 among TTOSC, Greedy, DDPG, Popularity, Random, Oracle (full leaves Random out)."""
+    """Methods of Figs. 5-6 among TTOSC, Greedy, DDPG, Popularity, Random, Clairvoyant (full leaves Random out)."""
     fig6_training: Literal["default-instance", "per-point"] | None = None
     """default-instance (agents trained once at the default instance) or per-point (trained at every
     Fig. 6 point, as the paper does); default: the preset's."""
@@ -353,7 +353,7 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
     search_env = TwoTimescaleMEC(eval_config(scale, cells, services, scale.oracle_search_iterations))
     network = make_network(ddqn_config(scale, cells, services))
     capacity = config.max_storage_units
-    oracle = mb.oracle_policy(search_env, num_rounds=scale.oracle_rounds, num_proposals=scale.oracle_proposals)
+    oracle = mb.clairvoyant_search_policy(search_env, num_rounds=scale.oracle_rounds, num_proposals=scale.oracle_proposals)
 
     def delay(env_, policy, p, key):
         return mb.evaluate_policy(env_, p, policy, key, scale.eval_envs, scale.eval_frames)["mean_delay"]
@@ -364,7 +364,7 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
         "DDPG": lambda p, a, k: delay(ddpg_env(config, actor, a), ddpg_policy(actor, a, capacity), p, k),
         "Popularity": lambda p, a, k: delay(env, mb.popularity_policy, p, k),
         "Random": lambda p, a, k: delay(env, mb.random_policy(capacity), p, k),
-        "Oracle": lambda p, a, k: delay(env, oracle, p, k),
+        "Clairvoyant": lambda p, a, k: delay(env, oracle, p, k),
     }
     keys = seed_keys(eval_seed, scale.num_seeds)
     dummy = jnp.arange(scale.num_seeds)
@@ -570,7 +570,7 @@ class Reproduction:
             for method in methods:
                 values = np.stack([self.fig5[s][method][0] for s in panel_shapes])  # (X, S)
                 ax.errorbar(xs, values.mean(1), yerr=values.std(1), marker="o", capsize=3, label=method,
-                            ls="--" if method in ("Oracle", "Random") else "-")
+                            ls="--" if method in ("Clairvoyant", "Random") else "-")
             fixed = f"K = {scale.default_services}" if panel == "cells" else f"M = {scale.default_cells}"
             ax.set_title(f"({'a' if panel == 'cells' else 'b'}) vs number of {panel}, {fixed}")
             ax.set_xlabel(f"number of {panel}")
@@ -649,7 +649,7 @@ class Reproduction:
             for method in methods:
                 values = results[method][index]  # (X, S)
                 ax.errorbar(xs, values.mean(1), yerr=values.std(1), marker="o", capsize=3, label=method,
-                            ls="--" if method in ("Oracle", "Random") else "-")
+                            ls="--" if method in ("Clairvoyant", "Random") else "-")
             ax.set_xlabel(FIG6_LABELS[panel])
             ax.set_ylabel("average processing delay (s)")
             ax.legend(fontsize=7)

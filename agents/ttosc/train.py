@@ -12,7 +12,7 @@ per training frame and seed), Orbax checkpoints of the DDQN runner under ``check
 (every chunk; an interrupted run keeps the last one and the metrics), ``convergence.png``
 (average reward per episode, sliding-window smoothed as in the paper's Fig. 4) and
 ``summary.json`` / ``summary.md`` (average processing delay of TTOSC, Greedy, Popularity, DDPG,
-Random and the clairvoyant Oracle over the seeds, and the decision times).
+Random and the clairvoyant swap search ("Clairvoyant", a heuristic) against a lower bound over the seeds, and the decision times).
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ class TrainConfig:
     eval_qp_iterations: int = 100
     """Iterations of the convex scheduler in evaluation (training may use fewer)."""
     oracle_rounds: int = 2
-    """Local-swap rounds of the Oracle's deployment search."""
+    """Local-swap rounds of the clairvoyant deployment search (the method once called Oracle)."""
     oracle_proposals: int = 6
     """Swap proposals per round."""
     oracle_search_iterations: int = 30
-    """Scheduler iterations when the Oracle scores candidates (its frame is then played exactly)."""
+    """Scheduler iterations when the clairvoyant search scores candidates (its frame is then played exactly)."""
     smoothing_window: int = 10
     """Sliding window of the convergence curve, in points (one point = the num_envs parallel
     episodes that end together, averaged)."""
@@ -264,8 +264,8 @@ def evaluate_all(config: TrainConfig, trainer, runner) -> dict:
     record("DDPG", out, time.time() - start)
     start = time.time()
     search_env = TwoTimescaleMEC(cfg.env_config(config.oracle_search_iterations))
-    oracle = mb.oracle_policy(search_env, num_rounds=config.oracle_rounds, num_proposals=config.oracle_proposals)
-    record("Oracle", evaluate(env, oracle, eval_keys), time.time() - start)
+    oracle = mb.clairvoyant_search_policy(search_env, num_rounds=config.oracle_rounds, num_proposals=config.oracle_proposals)
+    record("Clairvoyant", evaluate(env, oracle, eval_keys), time.time() - start)
     if config.bound:
         start = time.time()
         bound = [evaluation_lower_bound(env, params, k, config.eval_envs, config.eval_frames) for k in eval_keys]
@@ -294,10 +294,10 @@ def summary_table(results: dict, timings: dict, config: TrainConfig) -> str:
     lines = [f"Average processing delay per task (s), M={config.ddqn.num_cells}, K={config.ddqn.num_services}, "
              f"L={config.ddqn.slots_per_frame}, {config.num_seeds} seeds x {config.eval_envs} episodes x "
              f"{config.eval_frames} frames. Bound: a lower bound on any deployment's delay in the same frames "
-             "(convex relaxation, agents/ttosc/bounds.py); Oracle: the clairvoyant swap search, a heuristic.", "",
+             "(convex relaxation, agents/ttosc/bounds.py); Clairvoyant: the clairvoyant swap search, a heuristic.", "",
              "| method | mean delay (s) | std over seeds | mean frame reward (s) | gap to bound |",
              "|---|---|---|---|---|"]
-    for name in ("TTOSC", "DDPG", "Popularity", "Greedy", "Random", "Oracle", "Bound"):
+    for name in ("TTOSC", "DDPG", "Popularity", "Greedy", "Random", "Clairvoyant", "Bound"):
         if name not in results:
             continue
         d = np.asarray(results[name]["mean_delay"])
