@@ -23,6 +23,31 @@ from __future__ import annotations
 import numpy as np
 
 
+def _frame_inputs(caller, arrivals, base_delay, task_cycles, es_cpu, service_size, storage_capacity, slot_weight):
+    """The frame problem's inputs as float64 arrays, shapes and signs checked (``ValueError`` naming ``caller``)."""
+    lam = np.asarray(arrivals, np.float64)
+    D = np.asarray(base_delay, np.float64)
+    cycles = np.asarray(task_cycles, np.float64)
+    cpu = np.asarray(es_cpu, np.float64)
+    size = np.asarray(service_size, np.float64)
+    capacity = np.asarray(storage_capacity, np.float64)
+    weight = np.asarray(slot_weight, np.float64)
+    if lam.ndim != 3:
+        raise ValueError(f"{caller}: arrivals must be (L, M, K), got shape {lam.shape}")
+    slots, m, k = lam.shape
+    expected = {"base_delay": (D, (m, k, m + 1)), "task_cycles": (cycles, (k,)), "es_cpu": (cpu, (m,)),
+                "service_size": (size, (k,)), "storage_capacity": (capacity, (m,)), "slot_weight": (weight, (slots,))}
+    for name, (value, shape) in expected.items():
+        if value.shape != shape:
+            raise ValueError(f"{caller}: {name} has shape {value.shape}, expected {shape}")
+    for name, value in (("arrivals", lam), ("base_delay", D), ("slot_weight", weight)):
+        if not np.all(np.isfinite(value)) or np.any(value < 0):
+            raise ValueError(f"{caller}: {name} must be finite and >= 0")
+    if np.any(cycles <= 0) or np.any(cpu <= 0):
+        raise ValueError(f"{caller}: task_cycles and es_cpu must be > 0")
+    return lam, D, cycles, cpu, size, capacity, weight
+
+
 def frame_relaxation(arrivals, base_delay, task_cycles, es_cpu, service_size, storage_capacity, slot_weight,
                      *, solver: str = "CLARABEL") -> tuple[float, np.ndarray]:
     """Solves the frame's convex relaxation (module docstring) with CVXPY.
@@ -49,27 +74,9 @@ def frame_relaxation(arrivals, base_delay, task_cycles, es_cpu, service_size, st
     import cvxpy as cp
     import scipy.sparse as sp
 
-    lam = np.asarray(arrivals, np.float64)
-    D = np.asarray(base_delay, np.float64)
-    cycles = np.asarray(task_cycles, np.float64)
-    cpu = np.asarray(es_cpu, np.float64)
-    size = np.asarray(service_size, np.float64)
-    capacity = np.asarray(storage_capacity, np.float64)
-    weight = np.asarray(slot_weight, np.float64)
-    if lam.ndim != 3:
-        raise ValueError(f"frame_relaxation: arrivals must be (L, M, K), got shape {lam.shape}")
+    lam, D, cycles, cpu, size, capacity, weight = _frame_inputs(
+        "frame_relaxation", arrivals, base_delay, task_cycles, es_cpu, service_size, storage_capacity, slot_weight)
     slots, m, k = lam.shape
-    expected = {"base_delay": (D, (m, k, m + 1)), "task_cycles": (cycles, (k,)), "es_cpu": (cpu, (m,)),
-                "service_size": (size, (k,)), "storage_capacity": (capacity, (m,)), "slot_weight": (weight, (slots,))}
-    for name, (value, shape) in expected.items():
-        if value.shape != shape:
-            raise ValueError(f"frame_relaxation: {name} has shape {value.shape}, expected {shape}")
-    for name, value in (("arrivals", lam), ("base_delay", D), ("slot_weight", weight)):
-        if not np.all(np.isfinite(value)) or np.any(value < 0):
-            raise ValueError(f"frame_relaxation: {name} must be finite and >= 0")
-    if np.any(cycles <= 0) or np.any(cpu <= 0):
-        raise ValueError("frame_relaxation: task_cycles and es_cpu must be > 0")
-
     rows = slots * m * k  # row (l, m, k) in C order
     lam_rows = lam.reshape(rows)
     flow = cp.Variable((rows, m + 1), nonneg=True)
@@ -128,13 +135,8 @@ def frame_milp_bound(arrivals, base_delay, task_cycles, es_cpu, service_size, st
     import scipy.sparse as sp
     from scipy.optimize import Bounds, LinearConstraint, milp
 
-    lam = np.asarray(arrivals, np.float64)
-    D = np.asarray(base_delay, np.float64)
-    cycles = np.asarray(task_cycles, np.float64)
-    cpu = np.asarray(es_cpu, np.float64)
-    size = np.asarray(service_size, np.float64)
-    capacity = np.asarray(storage_capacity, np.float64)
-    weight = np.asarray(slot_weight, np.float64)
+    lam, D, cycles, cpu, size, capacity, weight = _frame_inputs(
+        "frame_milp_bound", arrivals, base_delay, task_cycles, es_cpu, service_size, storage_capacity, slot_weight)
     slots, m, k = lam.shape
     n = m + 1
     rows = np.argwhere(lam > 0)  # (R, 3): (l, m, k) of the rows with tasks; the others carry nothing

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from jaxcpn.mec import MECConfig, TwoTimescaleMEC, generate_params, model, reference
+from test_mec_env import two_es_slot  # the hand-computed slot of the paper model's maths test
 
 SMALL = MECConfig(num_cells=3, num_services=6, slots_per_frame=4, frames_per_episode=3, qp_iterations=30)
 SWITCHING = dataclasses.replace(SMALL, switching_cost=True)
@@ -117,14 +118,7 @@ class CoupledMathsTest(chex.TestCase):
 
     @chex.all_variants(with_pmap=False)
     def test_wait_overlaps_the_transfer(self):
-        config = MECConfig(num_cells=2, num_services=1)
-        params = generate_params(0, config).replace(
-            task_input_size=jnp.array([10.0]), task_cycles=jnp.array([2.0]), es_cpu=jnp.array([4.0, 8.0]),
-            es_rate=jnp.array([[1.0, 20.0], [20.0, 1.0]]), cloud_rate=jnp.array([5.0, 5.0]),
-            cloud_cpu=jnp.float32(10.0))
-        arrivals = jnp.array([[2.0], [0.0]])
-        deployment = jnp.array([[True], [True]])
-        schedule = jnp.array([[[0.5, 0.25, 0.25]], [[1.0, 0.0, 0.0]]])
+        params, arrivals, deployment, schedule = two_es_slot()
         wait = jnp.array([[0.3], [0.2]])  # ES 0 still downloads for 0.3 s, ES 1 for 0.2 s
         delay = self.variant(model.slot_delay)(arrivals, deployment, schedule, params, wait)
         # local: 0.3 + 0.5 s; ES 1: max(10/20, 0.2) + 0.125 s; cloud 2.2 s (never waits)

@@ -33,17 +33,28 @@ def test_delay_maths_matches_numpy_reference():
         np.testing.assert_allclose(delay.total, expected["total"], rtol=1e-5)
 
 
+def two_es_slot():
+    """One service on 2 ESs with hand-checkable numbers: ``(params, arrivals, deployment, schedule)``.
+
+    ES 0 gets 2 tasks and sends half locally, a quarter to ES 1 and a quarter to the cloud; local
+    compute 2 Gcycles / 4 GHz per task, ES 1 transfer 10 Mb / 20 Mb/s and compute on 8 GHz, cloud
+    10 Mb / 5 Mb/s + 2 / 10 s.
+    """
+    config = MECConfig(num_cells=2, num_services=1)
+    params = generate_params(0, config).replace(
+        task_input_size=jnp.array([10.0]), task_cycles=jnp.array([2.0]), es_cpu=jnp.array([4.0, 8.0]),
+        es_rate=jnp.array([[1.0, 20.0], [20.0, 1.0]]), cloud_rate=jnp.array([5.0, 5.0]),
+        cloud_cpu=jnp.float32(10.0))
+    arrivals = jnp.array([[2.0], [0.0]])
+    deployment = jnp.array([[True], [True]])
+    schedule = jnp.array([[[0.5, 0.25, 0.25]], [[1.0, 0.0, 0.0]]])
+    return params, arrivals, deployment, schedule
+
+
 class MathsTest(chex.TestCase):
     @chex.all_variants(with_pmap=False)
     def test_two_es_hand_computed(self):
-        config = MECConfig(num_cells=2, num_services=1)
-        params = generate_params(0, config).replace(
-            task_input_size=jnp.array([10.0]), task_cycles=jnp.array([2.0]), es_cpu=jnp.array([4.0, 8.0]),
-            es_rate=jnp.array([[1.0, 20.0], [20.0, 1.0]]), cloud_rate=jnp.array([5.0, 5.0]),
-            cloud_cpu=jnp.float32(10.0))
-        arrivals = jnp.array([[2.0], [0.0]])
-        deployment = jnp.array([[True], [True]])
-        schedule = jnp.array([[[0.5, 0.25, 0.25]], [[1.0, 0.0, 0.0]]])
+        params, arrivals, deployment, schedule = two_es_slot()
         delay = self.variant(model.slot_delay)(arrivals, deployment, schedule, params)
         # local: 2 * 1 task / 4 GHz = 0.5 s; ES 1: 10/20 + 2 * 0.5 / 8 = 0.625 s; cloud 10/5 + 0.2 = 2.2 s
         per_task = 0.5 * 0.5 + 0.25 * 0.625 + 0.25 * 2.2

@@ -336,7 +336,7 @@ class STPerNetwork(nn.Module):
         backlog = getattr(obs, "node_backlog", None)  # CPNConfig.compute_sharing: the node queues
         if backlog is not None:
             # seconds each node needs to clear its queue (backlog TFLOP / power TFLOPS)
-            clear_time = backlog / jnp.maximum(obs.node_features[:, 0], 1e-6)
+            clear_time = backlog / obs.node_features[:, 0]  # power > 0 (validate_params)
             current = jnp.concatenate([current, clear_time])
             node_inputs = jnp.concatenate([node_inputs, clear_time[:, None]], axis=1)
         parts = [current]
