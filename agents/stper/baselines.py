@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxcpn.cpn import CPNParams, CPNState, GreenCPN, model, routing_tables
 
@@ -132,10 +133,127 @@ def cpn_coordinate_ascent(key: jax.Array, env: GreenCPN, state: CPNState, params
     return action
 
 
+def _require_count(name: str, value) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"cpn_clairvoyant_mpc: {name}={value!r} is invalid: must be an int >= 1")
+
+
+def greedy_lookahead(env: GreenCPN, state: CPNState, action: jax.Array, params: CPNParams, horizon: int,
+                     next_hop: jax.Array | None = None) -> dict:
+    """The next ``horizon`` slots as the env will play them: ``action`` now, then Greedy (pure).
+
+    Nothing in a slot's outcome is random given the state: ``step`` ignores its key, and the
+    workloads, prices and hydro of every slot of the series are fixed by the instance
+    (``params.workload_shock``, ``price_series``, ``hydro_series`` at index ``start + time``,
+    :meth:`GreenCPN.slot_inputs`). So the look-ahead is exact foresight, not a forecast: each
+    slot is :meth:`GreenCPN.evaluate_slot` on the state ``step`` would reach (time + 1, and with
+    ``compute_sharing`` the node backlog the previous slot left), and slot ``k >= 1`` plays
+    :func:`cpn_greedy` on that state. Slots at or past the episode's end (``time + k >=
+    episode_length``) are flagged not ``valid``: the episode's last queue is dropped with the
+    reset, so they earn nothing here.
+
+    Args:
+        action: ``(U,)`` int32 destinations of the current slot.
+        horizon: static ``H >= 1`` slots, the current one included.
+        next_hop: ``(U, N, N)`` from :func:`~jaxcpn.cpn.routing_tables` (computed if None).
+
+    Returns:
+        dict of ``(H, ...)`` arrays, slot ``k`` of the plan in row ``k``: ``action`` ``(H, U)``
+        int32, ``profit`` ``(H,)`` (0 where not valid), ``workload`` ``(H, U)`` TFLOP, ``price``
+        ``(H,)``, ``discount`` ``(H, N)`` (the slot's exogenous numbers), ``backlog`` ``(H, N)``
+        TFLOP at the slot's start (zeros without ``compute_sharing``), ``valid`` ``(H,)`` bool.
+    """
+    if next_hop is None:
+        _, next_hop = routing_tables(params)
+    sharing = env.config.compute_sharing
+
+    def play(state, action):
+        info = env.evaluate_slot(state, action, params, next_hop)
+        workload, price, discount = env.slot_inputs(state, params)
+        valid = state.time < env.config.episode_length
+        slot = dict(action=action, profit=jnp.where(valid, info["profit"], 0.0), workload=workload, price=price,
+                    discount=discount, valid=valid,
+                    backlog=state.backlog if sharing else jnp.zeros_like(params.power))
+        next_state = state.replace(time=state.time + 1)
+        if sharing:
+            next_state = next_state.replace(backlog=info["backlog"])
+        return next_state, slot
+
+    def greedy_slot(state, _):
+        return play(state, cpn_greedy(None, env, state, params))
+
+    state, first = play(state, jnp.asarray(action, jnp.int32))
+    _, rest = jax.lax.scan(greedy_slot, state, None, length=horizon - 1)
+    return jax.tree.map(lambda now, later: jnp.concatenate([now[None], later]), first, rest)
+
+
+def cpn_clairvoyant_mpc(key: jax.Array, env: GreenCPN, state: CPNState, params: CPNParams, horizon: int = 3,
+                        sweeps: int = 2) -> jax.Array:
+    """Horizon-H clairvoyant MPC of shared compute (``"mpc"``): this slot's destinations, priced
+    with the queues they leave to the next ``horizon - 1`` slots.
+
+    Coordinate ascent as :func:`cpn_coordinate_ascent` (from Greedy, ``sweeps`` rounds over the
+    users, each set to its best node with the others fixed) on the objective "profit of this
+    slot plus the profits of the next ``horizon - 1`` slots played by Greedy from the backlog
+    this choice leaves" (:func:`greedy_lookahead`). The foresight is exact: the env's slots are
+    deterministic given the state (the workload noise, prices and hydro are series of the
+    instance), so the look-ahead plays the very numbers ``step`` will; slots past the episode's
+    end count 0. It applies the first slot's destinations and replans the next slot (receding
+    horizon). A heuristic reference for what foresight is worth, not a bound or an optimum:
+    the later slots are Greedy's, not optimised, and coordinate ascent stops at a local
+    optimum; its objective is at least the all-Greedy plan's (the ascent starts there and only
+    improves). ``N U sweeps`` plans of ``horizon`` slots are scored per decision. It reads the
+    state, not the observation, so it sees the current workloads also with
+    ``observe_current_workload=False``. The look-ahead prices the backlog by what it costs
+    Greedy, not the replanning MPC, and on the default instance it ends below the myopic
+    :func:`cpn_coordinate_ascent` (docs/model.md, "Coupled dynamics").
+
+    With ``CPNConfig.compute_sharing`` off the slots are independent (no state but the clock),
+    so the later slots' profits do not depend on this choice: the MPC is then exactly
+    :func:`cpn_coordinate_ascent` with the same ``sweeps`` (it calls it, a branch on the static
+    config). With ``horizon=1`` it maximises this slot's profit alone, the same ascent.
+
+    Args:
+        key: unused (deterministic).
+        horizon: static ``H >= 1`` slots of foresight, the current one included.
+        sweeps: static rounds of coordinate ascent over the users, ``>= 1``.
+
+    Returns:
+        ``(U,)`` int32 destinations of the current slot.
+
+    Raises:
+        ValueError: ``horizon`` or ``sweeps`` is not an int ``>= 1``.
+    """
+    _require_count("horizon", horizon)
+    _require_count("sweeps", sweeps)
+    if not env.config.compute_sharing:
+        return cpn_coordinate_ascent(key, env, state, params, sweeps)
+    num_users, num_nodes = env.config.num_users, env.config.num_nodes
+    candidates = jnp.arange(num_nodes, dtype=jnp.int32)
+    _, next_hop = routing_tables(params)  # once per slot, not once per trial
+
+    def planned_profit(action):
+        return jnp.sum(greedy_lookahead(env, state, action, params, horizon, next_hop)["profit"])
+
+    def improve_user(action, user):
+        trials = jnp.broadcast_to(action, (num_nodes, num_users)).at[:, user].set(candidates)
+        profits = jax.vmap(planned_profit)(trials)
+        return trials[jnp.argmax(profits)], None
+
+    def sweep(action, _):
+        action, _ = jax.lax.scan(improve_user, action, jnp.arange(num_users))
+        return action, None
+
+    start = cpn_greedy(None, env, state, params)
+    action, _ = jax.lax.scan(sweep, start, None, length=sweeps)
+    return action
+
+
 CPN_POLICIES = {"random": cpn_random_routing, "random-shortest": cpn_random, "greedy": cpn_greedy,
-                "coord-ascent": cpn_coordinate_ascent}
+                "coord-ascent": cpn_coordinate_ascent, "mpc": cpn_clairvoyant_mpc}
 """The baselines by name: ``"random"`` is the paper's (random destinations and routes), ``"random-shortest"``
-the earlier one (random destinations, shortest paths)."""
+the earlier one (random destinations, shortest paths); ``"mpc"`` is the horizon-3 clairvoyant MPC
+(coordinate ascent with sharing off)."""
 
 
 def rollout_cpn(policy, env: GreenCPN, params: CPNParams, key: jax.Array, num_envs: int) -> dict:
