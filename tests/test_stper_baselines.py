@@ -2,6 +2,8 @@
 each task's source to its destination over existing links, drawn from the key; scored with the
 env's maths; on the default instance it earns no more than Random over shortest paths."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -61,10 +63,11 @@ def test_keys_repeat_and_differ():
     assert CPN_POLICIES["random"] is cpn_random_routing and CPN_POLICIES["random-shortest"] is cpn_random
 
 
-def test_schedule_rollout_is_the_env_step():
+@pytest.mark.parametrize("sharing", [False, True], ids=["independent-slots", "compute-sharing"])
+def test_schedule_rollout_is_the_env_step(sharing):
     """A Schedule of the shortest-path tables rolls out exactly as the same destinations through
-    ``env.step`` (rollout_cpn's own slot transition is the env's)."""
-    env = GreenCPN(SMALL)
+    ``env.step`` (rollout_cpn's own slot transition is the env's, the carried node queues included)."""
+    env = GreenCPN(dataclasses.replace(SMALL, compute_sharing=sharing))
     params = env.default_params
     _, next_hop = routing_tables(params)
 

@@ -260,9 +260,9 @@ def rollout_cpn(policy, env: GreenCPN, params: CPNParams, key: jax.Array, num_en
     """Runs ``num_envs`` parallel episodes of ``policy`` (one ``lax.scan`` over the episode).
 
     A policy returning destinations steps the env; one returning a :class:`Schedule` is scored
-    by :func:`evaluate_decision` on its routes and advances the slot as ``step`` does (the
-    episode's slots are independent given the exogenous series; no episode ends before the
-    scan's last step, so no reset is needed).
+    by :func:`evaluate_decision` on its routes and advances the slot as ``step`` does (the next
+    slot, and with ``CPNConfig.compute_sharing`` the node queues it leaves; no episode ends
+    before the scan's last step, so no reset is needed).
 
     Returns:
         Dict of ``(T, num_envs)`` arrays: ``profit``, ``mean_delay``, ``miss_rate``, and
@@ -281,6 +281,8 @@ def rollout_cpn(policy, env: GreenCPN, params: CPNParams, key: jax.Array, num_en
         if isinstance(decision, Schedule):
             info = jax.vmap(evaluate_decision, in_axes=(None, 0, 0, None))(env, state, decision, params)
             state, reward = state.replace(time=state.time + 1), info["profit"]
+            if env.config.compute_sharing:  # the queues carry over, as in step_env
+                state = state.replace(backlog=info["backlog"])
         else:
             _, state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
                 jax.random.split(key_step, num_envs), state, decision, params
