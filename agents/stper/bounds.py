@@ -50,7 +50,9 @@ def conflict_free_bound(env: GreenCPN, state: CPNState, params: CPNParams) -> ja
     node, and the env's routing tables minimise eq. (1)'s per-hop sum ``r / b_e + t_sw_n`` over
     all paths (Floyd-Warshall). This covers the env's shortest paths, a routing policy's own
     next-hop tables (the paper's Random, ``baselines.Schedule``) and ``"milp"`` routing (simple
-    paths, with ``t_off = max(t_sum - t_comp - t_tr, 0) >= 0``). (ii) A task's paid revenue is non-increasing
+    paths, with ``t_off = max(t_sum - t_comp - t_tr, 0) >= 0``). With ``CPNConfig.compute_sharing``
+    the node queue adds a wait ``t_queue >= 0`` (``model.node_fifo``) and ``t_comp`` is unchanged,
+    so the bound holds slot by slot whatever the carried backlog. (ii) A task's paid revenue is non-increasing
     in its delay: ``R = p (1 + eta / t) m`` (eq. 3) with ``p, eta >= 0`` and ``m > 0``
     (``validate_params``), times 1 up to the deadline and ``late_revenue_fraction`` in ``[0, 1]``
     after it, a non-increasing non-negative factor. (iii) The cost ``E_u`` (eq. 5) depends only

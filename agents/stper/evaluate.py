@@ -41,7 +41,10 @@ class Args:
     kappa: float | None = None
     """Energy coefficient; the calibrated default when not given."""
     policies: tuple[str, ...] = ("random", "greedy", "coord-ascent")
-    """Which of random (the paper's: random routes), random-shortest, greedy, coord-ascent to run."""
+    """Which of random (the paper's: random routes), random-shortest, greedy, coord-ascent, mpc (horizon-3
+    clairvoyant look-ahead; with --compute-sharing off it is coord-ascent) to run."""
+    compute_sharing: bool = False
+    """Processor sharing with node queues carried to the next slot (CPNConfig.compute_sharing, beyond the paper)."""
 
 
 def evaluate_baselines(args: Args) -> dict:
@@ -49,7 +52,8 @@ def evaluate_baselines(args: Args) -> dict:
     unknown = sorted(set(args.policies) - set(CPN_POLICIES))
     if unknown:
         raise ValueError(f"--policies: unknown {unknown}; allowed: {sorted(CPN_POLICIES)}")
-    config = CPNConfig(num_nodes=args.num_nodes, num_users=args.num_users, episode_length=args.episode_length)
+    config = CPNConfig(num_nodes=args.num_nodes, num_users=args.num_users, episode_length=args.episode_length,
+                       compute_sharing=args.compute_sharing)
     overrides = {} if args.kappa is None else {"kappa": args.kappa}
     params = validate_params(generate_instance(jax.random.PRNGKey(args.seed), config, **overrides), config)
     env = GreenCPN(config)
@@ -67,7 +71,8 @@ def evaluate_baselines(args: Args) -> dict:
             seconds=time.perf_counter() - start,
         )
     print(f"green CPN, N={config.num_nodes}, U={config.num_users}, T={config.episode_length}, "
-          f"kappa={float(params.kappa):g}, {args.num_envs} episodes per policy")
+          f"kappa={float(params.kappa):g}, compute sharing {'on' if config.compute_sharing else 'off'}, "
+          f"{args.num_envs} episodes per policy")
     print(f"{'policy':<16} {'profit/episode':>16} {'mean delay (s)':>15} {'deadline misses':>16} {'of bound':>9} "
           f"{'time (s)':>9}")
     for name, r in rows.items():
