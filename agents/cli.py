@@ -31,6 +31,7 @@ JOBS = {
     "evaluate-ttosc": ("agents.ttosc.evaluate", "main",
                        "a saved train-ttosc run against the baselines, on its own or another instance; --render"),
     "plot-stper-curves": ("agents.stper.train", "plot_main", "learning curves of train-stper run folders"),
+    "where-learning-pays": ("agents.where_learning_pays", "main", "learned agents vs myopic and MPC baselines as coupling grows"),
 }
 
 
