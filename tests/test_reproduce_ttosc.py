@@ -76,13 +76,14 @@ def test_quick_run_writes_every_figure(quick_run):
 
     # Fig. 6: the requested x values of the quick scale's first two points per panel.
     header, rows = read_rows(out / "ttosc_fig6_delay.csv")
-    assert header == ["panel", "x", "method", "seed", "mean_delay_s", "agents_trained"]
+    assert header == ["panel", "x", "method", "seed", "mean_delay_s", "agents_trained", "train_s"]
     expected = {"zipf_exponent": [0.8, 1.6], "users_per_cell": [15.0, 30.0], "es_cpu_ghz": [25.0, 100.0],
                 "storage_units": [10.0, 40.0]}
     assert len(rows) == sum(len(v) for v in expected.values()) * len(METHODS) * seeds
     for panel, xs in expected.items():
         assert sorted({float(r["x"]) for r in rows if r["panel"] == panel}) == pytest.approx(xs)
     assert {r["agents_trained"] for r in rows} == {"default-instance"}
+    assert {r["train_s"] for r in rows} == {""}  # not trained per point
     assert_finite(rows, ("x", "mean_delay_s"))
     assert all(float(r["mean_delay_s"]) > 0 for r in rows)
     # More ES CPU can only shorten the ES compute delays of the same deployments (Popularity,

@@ -19,18 +19,24 @@ default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is writte
   shape. All points of the four panels are one batch of ``MECParams`` (the swept leaves differ,
   the rest is the default instance), so each method is one compiled program ``vmap``ped over
   points and seeds. At the CPU scale the agents (DDQN, DDPG) are those trained at the default
-  instance and only *evaluated* at the swept params; ``--preset paper`` trains them per point
-  (one vmapped training program over points x seeds), as the paper does:
-  ``ttosc_fig6_delay.csv/png``.
+  instance and only *evaluated* at the swept params; ``--preset paper`` (or ``--fig6-training
+  per-point``) trains them per point, as the paper does: every point's agents (all seeds) are
+  one saved unit, trained by one program compiled once for all points. The paper preset trains
+  DDQN 160 episodes per point (epsilon over 40) instead of the paper's 2000, and DDPG 40: the
+  largest budget that fits about 2 hours for the 24 points on 2 cores. One point (M = 7, K = 30,
+  3 seeds, nice 15 beside other jobs, so an upper bound) took 92 s per 64 DDQN episodes and 72 s
+  per 40 DDPG episodes (medians of 5 and 4 runs); 24 x (160 x 92 / 64 + 72) s = 2.0 h.
+  ``--fig6-episodes 2000`` is the paper's budget (about 20 h at that speed). The CSV's
+  ``train_s`` column is each point's training time: ``ttosc_fig6_delay.csv/png``.
 - ``runtime``: median time of one small-timescale decision (convex scheduling of one slot) and
   one large-timescale decision (all agents' GRU + knapsacks), measured by
   ``agents.ttosc.train.decision_times``, against the paper's 7.21 ms and 19.39 ms:
   ``ttosc_runtime.csv``.
 
 Shapes (M, K) compile once each; every number is from the run that wrote the file. The DDQN and
-DDPG agents of every shape are saved in ``--run-dir`` (default ``runs/reproduce-ttosc-<preset>``)
-when trained, and a rerun with the same settings loads them instead of training again (the
-per-point training of Fig. 6 at the paper preset is not saved yet).
+DDPG agents of every shape, and those of every Fig. 6 point when trained per point, are saved in
+``--run-dir`` (default ``runs/reproduce-ttosc-<preset>``) when trained, and a rerun with the same
+settings loads them instead of training again.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents import outputs
-from agents.checks import require_positive
+from agents.checks import flag, require_positive
 from agents.outputs import smooth
 from agents.seeds import seed_keys
 from agents.ttosc import baselines as mb
@@ -90,6 +96,11 @@ class Scale:
         smoothing_window: sliding window of Fig. 4, in points (one point = ``ddqn.num_envs``
             episodes that end together).
         methods: methods of Figs. 5-6 (``--methods`` overrides).
+        fig6_episodes: DDQN training episodes per seed at every Fig. 6 point with
+            ``fig6_per_point`` (None: ``ddqn.num_episodes``); epsilon anneals over the same
+            fraction of them as ``ddqn``'s (a quarter at the paper preset, as the paper's 500 of 2000).
+        fig6_ddpg_episodes: DDPG training episodes per seed at every Fig. 6 point with
+            ``fig6_per_point`` (None: ``ddpg.num_episodes``).
     """
 
     cells: tuple[int, ...]
@@ -112,6 +123,8 @@ class Scale:
     fig6_per_point: bool
     smoothing_window: int
     methods: tuple[str, ...] = METHODS
+    fig6_episodes: int | None = None
+    fig6_ddpg_episodes: int | None = None
 
     @property
     def default_cells(self) -> int:
@@ -136,7 +149,9 @@ SCALES = {
         es_cpu=(25.0, 50.0, 100.0, 200.0), storage=(10, 20, 40, 60), fig6_per_point=False,
         smoothing_window=4, methods=("TTOSC", "Greedy", "DDPG", "Popularity", "Clairvoyant")),
     # Paper section V scale: 4 values of M and K, the paper's 2000 episodes per shape (about 14 min per
-    # shape at M = 5 on 2 cores, 7 shapes), per-point training in Fig. 6 (hours on 2 cores).
+    # shape at M = 5 on 2 cores, 7 shapes), per-point training in Fig. 6 at DDQN 160 / DDPG 40 episodes
+    # per point: one point (M = 7, K = 30, 3 seeds) took 92 s per 64 DDQN and 72 s per 40 DDPG episodes on
+    # 2 shared cores (an upper bound), 24 x (160 x 92 / 64 + 72) s = 2.0 h; the paper's 2000 would be ~20 h.
     "paper": Scale(
         cells=(3, 5, 7, 9), services=(10, 20, 30, 40), slots_per_frame=10, frames_per_episode=24, num_seeds=3,
         ddqn=DDQNConfig(num_envs=16, num_episodes=2000, epsilon_episodes=500, updates_per_frame=2,
@@ -145,7 +160,7 @@ SCALES = {
         eval_envs=16, eval_frames=24, eval_qp_iterations=100, oracle_rounds=4, oracle_proposals=16,
         oracle_search_iterations=30, zipf=(0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8), users=(10, 20, 30, 40, 50),
         es_cpu=(25.0, 50.0, 75.0, 100.0, 150.0, 200.0), storage=(10, 20, 30, 40, 50, 60), fig6_per_point=True,
-        smoothing_window=25),
+        smoothing_window=25, fig6_episodes=160, fig6_ddpg_episodes=40),
     # Smoke test: tiny shapes and budgets (seconds per compiled program).
     "quick": Scale(
         cells=(2, 3), services=(4, 6), slots_per_frame=2, frames_per_episode=2, num_seeds=2,
@@ -198,6 +213,13 @@ class ReproConfig:
     fig6_training: Literal["default-instance", "per-point"] | None = None
     """default-instance (agents trained once at the default instance) or per-point (trained at every
     Fig. 6 point, as the paper does); default: the preset's."""
+    fig6_episodes: int | None = None
+    """DDQN training episodes per seed at every Fig. 6 point with per-point training (a multiple of the DDQN's
+    parallel envs; epsilon anneals over the same fraction as the shape's DDQN, a quarter at the paper preset);
+    default: the preset's (paper: 160, about 2 h for Fig. 6 on 2 cores; the paper's own is --fig6-episodes 2000)."""
+    fig6_ddpg_episodes: int | None = None
+    """DDPG training episodes per seed at every Fig. 6 point with per-point training (a multiple of the DDPG's
+    parallel envs); default: the preset's (paper: 40; others: the shape's DDPG budget)."""
     seed: int = 0
     """Base training seed (seed s uses fold_in(PRNGKey(seed), s))."""
     eval_seed: int = 12345
@@ -205,7 +227,7 @@ class ReproConfig:
 
     def __post_init__(self):
         require_positive(self, "num_seeds", "num_episodes", "ddpg_episodes", "eval_envs", "eval_frames",
-                         "fig6_points", allow_none=True)
+                         "fig6_points", "fig6_episodes", "fig6_ddpg_episodes", allow_none=True)
         for name in ("cells", "services"):
             values = getattr(self, name)
             if values is not None and (not values or min(values) < 1 or len(set(values)) != len(values)):
@@ -236,27 +258,33 @@ def resolve_scale(config: ReproConfig) -> Scale:
     """The preset's :class:`Scale` with the command line's overrides.
 
     Raises:
-        ValueError: an episode count that the parallel envs do not divide, or a storage value
-            above ``MECConfig.max_storage_units``.
+        ValueError: an episode count that the parallel envs do not divide, a per-point Fig. 6 budget
+            without per-point training, or a storage value above ``MECConfig.max_storage_units``.
     """
     scale = SCALES[config.preset_name]
     ddqn, ddpg = scale.ddqn, scale.ddpg
+    for name, envs, agent in (("num_episodes", ddqn.num_envs, "DDQN"), ("ddpg_episodes", ddpg.num_envs, "DDPG"),
+                              ("fig6_episodes", ddqn.num_envs, "DDQN"), ("fig6_ddpg_episodes", ddpg.num_envs, "DDPG")):
+        value = getattr(config, name)
+        if value is not None and value % envs:
+            raise ValueError(f"{flag(name)}={value} is invalid: must be a positive multiple of the "
+                             f"{agent}'s parallel envs ({envs})")
     if config.num_episodes is not None:
-        if config.num_episodes % ddqn.num_envs:
-            raise ValueError(f"--num-episodes={config.num_episodes} is invalid: must be a positive multiple of the "
-                             f"DDQN's parallel envs ({ddqn.num_envs})")
         ddqn = dataclasses.replace(ddqn, num_episodes=config.num_episodes,
                                    epsilon_episodes=max(config.num_episodes // 2, ddqn.num_envs))
     if config.ddpg_episodes is not None:
-        if config.ddpg_episodes % ddpg.num_envs:
-            raise ValueError(f"--ddpg-episodes={config.ddpg_episodes} is invalid: must be a positive multiple of "
-                             f"the DDPG's parallel envs ({ddpg.num_envs})")
         ddpg = dataclasses.replace(ddpg, num_episodes=config.ddpg_episodes)
     per_point = scale.fig6_per_point if config.fig6_training is None else config.fig6_training == "per-point"
+    for name in ("fig6_episodes", "fig6_ddpg_episodes"):
+        if getattr(config, name) is not None and not per_point:
+            raise ValueError(f"{flag(name)}={getattr(config, name)} is invalid: it is the budget of "
+                             "per-point training, which this run does not do (add --fig6-training per-point)")
     points = config.fig6_points
     cut = (lambda values: values[:points]) if points else (lambda values: values)  # noqa: E731
     scale = dataclasses.replace(
         scale, ddqn=ddqn, ddpg=ddpg, fig6_per_point=per_point,
+        fig6_episodes=config.fig6_episodes or scale.fig6_episodes,
+        fig6_ddpg_episodes=config.fig6_ddpg_episodes or scale.fig6_ddpg_episodes,
         num_seeds=config.num_seeds or scale.num_seeds, methods=config.methods or scale.methods,
         eval_envs=config.eval_envs or scale.eval_envs, eval_frames=config.eval_frames or scale.eval_frames,
         cells=config.cells or scale.cells, services=config.services or scale.services,
@@ -296,6 +324,19 @@ def ddpg_config(scale: Scale, cells: int, services: int) -> DDPGConfig:
                                slots_per_frame=scale.slots_per_frame, frames_per_episode=scale.frames_per_episode)
 
 
+def fig6_scale(scale: Scale) -> Scale:
+    """``scale`` with the per-point budgets of Fig. 6 (``fig6_episodes``, ``fig6_ddpg_episodes``) as its
+    ``ddqn``/``ddpg`` budgets; epsilon anneals over the same fraction of the episodes as in ``scale.ddqn``."""
+    ddqn, ddpg = scale.ddqn, scale.ddpg
+    if scale.fig6_episodes is not None:
+        fraction = ddqn.epsilon_episodes / ddqn.num_episodes
+        ddqn = dataclasses.replace(ddqn, num_episodes=scale.fig6_episodes,
+                                   epsilon_episodes=max(round(scale.fig6_episodes * fraction), 1))
+    if scale.fig6_ddpg_episodes is not None:
+        ddpg = dataclasses.replace(ddpg, num_episodes=scale.fig6_ddpg_episodes)
+    return dataclasses.replace(scale, ddqn=ddqn, ddpg=ddpg)
+
+
 def eval_config(scale: Scale, cells: int, services: int, qp_iterations: int | None = None) -> MECConfig:
     return ddqn_config(scale, cells, services).env_config(qp_iterations or scale.eval_qp_iterations)
 
@@ -322,6 +363,17 @@ def train_ddpg(scale: Scale, cells: int, services: int, seed: int, env_params: M
         per_point = jax.vmap(jax.vmap(trainer.train, in_axes=(0, None)), in_axes=(None, params_axes))
         runner, _ = jax.jit(per_point)(keys, env_params)
     return trainer.actor, runner.learner.actor_params
+
+
+def train_per_point(train: Callable, keys: jax.Array) -> Callable[[MECParams], Any]:
+    """``params -> train(key, params)`` for every key (vmapped), compiled once for all instances of a shape.
+
+    Args:
+        train: a trainer's ``train(key, env_params)`` (``Trainer.train``, ``DDPGTrainer.train``).
+        keys: (S, 2) training keys, one per seed.
+    """
+    program = jax.jit(jax.vmap(train, in_axes=(0, None)))
+    return lambda env_params: program(keys, env_params)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -408,6 +460,20 @@ UNIT_FORMAT = 1
 """Version of what a saved shape unit holds (in its fingerprint: a changed meaning retrains)."""
 
 
+FIG6_UNIT_FORMAT = 1
+"""Version of what a saved Fig. 6 point unit holds (one agent's parameters of every seed and ``seconds``)."""
+
+
+def instance_digest(params: MECParams) -> str:
+    """SHA-256 of one instance's leaves (their paths, dtypes, shapes and bytes): the instance in a fingerprint."""
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]:
+        leaf = np.ascontiguousarray(leaf)
+        digest.update(f"{jax.tree_util.keystr(path)}:{leaf.dtype}:{leaf.shape}".encode())
+        digest.update(leaf.tobytes())
+    return digest.hexdigest()
+
+
 def save_unit(path: Path, fingerprint: str, tree: Any, **extra: np.ndarray) -> None:
     """Writes ``tree``'s leaves and ``extra`` arrays to ``path`` (npz, atomically)."""
     leaves = {f"leaf_{i:04d}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(jax.device_get(tree)))}
@@ -452,6 +518,7 @@ class Reproduction:
         self.trained: dict[tuple[int, int], Trained] = {}
         self.fig5: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         self.ddpg: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self.fig6_seconds: dict[str, np.ndarray] = {}
 
     def _fingerprint(self, kind: str, shape: tuple[int, int]) -> str:
         settings = dataclasses.asdict(self.scale.ddqn if kind == "ddqn" else self.scale.ddpg)
@@ -492,6 +559,63 @@ class Reproduction:
                 actor, actor_params = trainer.actor, loaded[0]
             self.ddpg[shape] = (actor, actor_params)
         return self.ddpg[shape]
+
+    def fig6_trained(self, kind: Literal["ddqn", "ddpg"], points: Sequence[tuple[str, float]],
+                     params: MECParams) -> tuple[Any, Any]:
+        """The DDQN (``kind="ddqn"``) or DDPG agents trained at every Fig. 6 point, one unit per point.
+
+        Each point's agents (all seeds, one vmapped call of the shape's trainer at that point's
+        instance, at the budget of :func:`fig6_scale`) are saved under ``run_dir`` as
+        ``fig6-<kind>-<panel>-<x>.npz`` as soon as they are trained; a point whose unit was saved with
+        the same fingerprint (instance leaves, training settings, seeds, format) is loaded instead.
+        The training seconds of every point (saved with it) go to ``self.fig6_seconds[kind]``.
+
+        Args:
+            points: the P (panel, x) of :meth:`fig6_points`.
+            params: their P stacked instances.
+
+        Returns:
+            The trainer (``Trainer`` or ``DDPGTrainer``) and the parameters (P, S, ...) of the DDQN's
+            Q-network or of the DDPG's actor.
+        """
+        from tqdm import tqdm
+
+        scale = fig6_scale(self.scale)
+        shape = (scale.default_cells, scale.default_services)
+        if kind == "ddqn":
+            config = ddqn_config(scale, *shape)
+            trainer, keys = make_trainer(config), seed_keys(self.config.seed, scale.num_seeds)
+            agent = lambda runner: runner.train_state.params  # noqa: E731
+        else:
+            config = ddpg_config(scale, *shape)
+            trainer, keys = make_ddpg_trainer(config), seed_keys(self.config.seed + 1, scale.num_seeds)
+            agent = lambda runner: runner.learner.actor_params  # noqa: E731
+        train = train_per_point(trainer.train, keys)
+        like = jax.eval_shape(lambda k: agent(jax.vmap(trainer.init)(k)), keys)
+        trees, seconds = [], []
+        bar = tqdm(points, desc=f"Fig. 6: {kind.upper()} {config.num_episodes} episodes x {scale.num_seeds} seeds "
+                                f"per point", unit="point")
+        for i, (panel, x) in enumerate(bar):
+            instance = jax.tree.map(lambda leaf: leaf[i], params)
+            data = dict(kind=f"fig6-{kind}", panel=panel, x=x, instance=instance_digest(instance),
+                        settings=dataclasses.asdict(config), seed=self.config.seed, num_seeds=scale.num_seeds,
+                        format=FIG6_UNIT_FORMAT)
+            fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            path = self.run_dir / f"fig6-{kind}-{panel}-{x:g}.npz"
+            loaded = load_unit(path, fingerprint, like)
+            if loaded is None:
+                start = time.time()
+                tree = jax.block_until_ready(agent(train(instance)[0]))
+                elapsed = time.time() - start
+                save_unit(path, fingerprint, tree, seconds=np.array(elapsed))
+                status = "trained"
+            else:
+                tree, elapsed, status = loaded[0], float(loaded[1]["seconds"]), "loaded"
+            bar.write(f"  {panel} = {x:g}: {kind.upper()} {status}, training {elapsed:.1f} s")
+            trees.append(tree)
+            seconds.append(elapsed)
+        self.fig6_seconds[kind] = np.asarray(seconds, np.float64)
+        return trainer, jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
     # ------------------------------------------------------------------ Fig. 4
 
@@ -616,13 +740,12 @@ class Reproduction:
         shape = (scale.default_cells, scale.default_services)
         points, params = self.fig6_points()
         if scale.fig6_per_point:
-            trainer = make_trainer(ddqn_config(scale, *shape))
-            train = jax.vmap(jax.vmap(trainer.train, in_axes=(0, None)), in_axes=(None, 0))
-            print(f"Fig. 6: training DDQN at {len(points)} points x {scale.num_seeds} seeds (one program)", flush=True)
-            runner, _ = jax.jit(train)(seed_keys(self.config.seed, scale.num_seeds), params)
-            agents = runner.train_state.params
-            actor, actor_params = (train_ddpg(scale, *shape, self.config.seed, params, 0) if "DDPG" in methods
-                                   else (None, None))
+            agents, actor, actor_params = None, None, None
+            if "TTOSC" in methods:
+                agents = self.fig6_trained("ddqn", points, params)[1]
+            if "DDPG" in methods:
+                trainer, actor_params = self.fig6_trained("ddpg", points, params)
+                actor = trainer.actor
             training = "per-point"
         else:
             agents = self.agents(shape).runner.train_state.params
@@ -634,13 +757,18 @@ class Reproduction:
                                    actor=actor, actor_params=actor_params, per_point_agents=scale.fig6_per_point,
                                    progress=lambda name: bar.update(1))
         bar.close()
+        # per-point training seconds of the row's method (empty: not trained per point)
+        seconds = ({m: self.fig6_seconds[k] for m, k in (("TTOSC", "ddqn"), ("DDPG", "ddpg")) if m in methods}
+                   if scale.fig6_per_point else {})
         rows = []
         for i, (panel, x) in enumerate(points):
             for method in methods:
+                train_s = float(seconds[method][i]) if method in seconds else ""
                 for seed, value in enumerate(results[method][i]):
-                    rows.append([panel, x, method, seed, float(value), training])
-        write_table(out / "ttosc_fig6_delay.csv", ["panel", "x", "method", "seed", "mean_delay_s", "agents_trained"],
-                  rows, written=self.written)
+                    rows.append([panel, x, method, seed, float(value), training, train_s])
+        write_table(out / "ttosc_fig6_delay.csv",
+                    ["panel", "x", "method", "seed", "mean_delay_s", "agents_trained", "train_s"], rows,
+                    written=self.written)
         plt = outputs.pyplot()
         fig, axes = plt.subplots(2, 2, figsize=(11, 8))
         for ax, panel in zip(axes.ravel(), FIG6_PANELS):
@@ -653,8 +781,14 @@ class Reproduction:
             ax.set_xlabel(FIG6_LABELS[panel])
             ax.set_ylabel("average processing delay (s)")
             ax.legend(fontsize=7)
-        note = ("agents trained per point" if scale.fig6_per_point else
-                "DDQN/DDPG trained at the default instance only, evaluated at each point")
+        if scale.fig6_per_point:
+            budgets = fig6_scale(scale)
+            hours = sum(s.sum() for s in seconds.values()) / 3600
+            trained = ([f"DDQN {budgets.ddqn.num_episodes} episodes per point (paper: 2000)"] * ("TTOSC" in methods)
+                       + [f"DDPG {budgets.ddpg.num_episodes}"] * ("DDPG" in methods))
+            note = f"agents trained per point: {', '.join(trained) or 'none'}; training {hours:.1f} h"
+        else:
+            note = "DDQN/DDPG trained at the default instance only, evaluated at each point"
         fig.suptitle(f"TTOSC Fig. 6 (M = {shape[0]}, K = {shape[1]}): mean +/- std over {scale.num_seeds} seeds; "
                      f"{note}", fontsize=9)
         outputs.save_figure(fig, out / "ttosc_fig6_delay.png", written=self.written)
