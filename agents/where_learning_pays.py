@@ -45,9 +45,8 @@ the agents' budgets are those of the quick presets of ``jaxcpn train-stper`` and
 **Methods**: CPN: STPer, STPer-L, STPer-M (``agents.stper.ppo``, ``--num-updates`` x
 ``--num-envs`` x 24 steps per seed, 3 seeds) against Greedy and coordinate ascent (myopic, one
 slot), the clairvoyant MPC (``CPN_POLICIES["mpc"]``, when the installed baselines have it;
-otherwise skipped with a note) and Random (``"random-shortest"``: random destinations, shortest
-paths; the paper's Random routes at random through ``rollout_cpn``'s scoring path, which does not
-carry the node queues, so it cannot be used with sharing). MEC: TTOSC (the multi-agent DDQN of
+otherwise skipped with a note) and the paper's Random (random destinations and routes). MEC:
+TTOSC (the multi-agent DDQN of
 ``agents.ttosc.ddqn``; with switching costs it reads the observation's extra hosted-deployment
 row as one more GRU step) against Greedy and Popularity (myopic) and the horizon-H clairvoyant
 MPC; and the lower bound on the delay (``agents.ttosc.bounds.evaluation_lower_bound``), which
@@ -102,12 +101,14 @@ from jaxcpn.mec.types import validate_params as validate_mec_params
 
 ENVS = ("cpn", "mec")
 VARIANTS = ("stper", "stper-l", "stper-m")
-CPN_BASELINES = ("greedy", "coord-ascent", "mpc", "random-shortest")
+CPN_BASELINES = ("greedy", "coord-ascent", "mpc", "random")
+CPN_BASELINE_CHOICES = CPN_BASELINES + ("random-shortest",)
 CPN_MYOPIC = ("greedy", "coord-ascent")
 MEC_BASELINES = ("Greedy", "Popularity", "MPC")
 MEC_MYOPIC = ("Greedy", "Popularity")
 LABELS = {"stper": "STPer", "stper-l": "STPer-L", "stper-m": "STPer-M", "greedy": "Greedy",
-          "coord-ascent": "coord-ascent", "mpc": "MPC", "random-shortest": "Random"}
+          "coord-ascent": "coord-ascent", "mpc": "MPC", "random": "Random",
+          "random-shortest": "Random (shortest paths)"}
 CPN_METRICS = ("slot_profit", "mean_delay", "miss_rate")
 MEC_METRICS = ("mean_delay", "reward", "storage_violations")
 UNIT_FORMAT = 1
@@ -250,7 +251,8 @@ class WhereConfig:
     cpn_variants: tuple[str, ...] = VARIANTS
     """Learned STPer variants."""
     cpn_baselines: tuple[str, ...] = CPN_BASELINES
-    """CPN baselines among greedy, coord-ascent, mpc (skipped if the baselines module has none), random-shortest."""
+    """CPN baselines among greedy, coord-ascent, mpc (skipped if the baselines module has none), random (the
+    paper's: random routes too), random-shortest."""
     num_updates: int = 200
     """PPO updates per seed (train-stper's quick preset: 200)."""
     num_envs: int = 64
@@ -316,7 +318,7 @@ class WhereConfig:
                          "ddqn_buffer", "train_qp_iterations", "chunk_frames", "mec_eval_envs", "mec_eval_frames",
                          "eval_qp_iterations", "search_qp_iterations", "mpc_horizon", "mpc_rounds", "mpc_proposals")
         for flag, values, allowed in (("--envs", self.envs, ENVS), ("--cpn-variants", self.cpn_variants, VARIANTS),
-                                      ("--cpn-baselines", self.cpn_baselines, CPN_BASELINES)):
+                                      ("--cpn-baselines", self.cpn_baselines, CPN_BASELINE_CHOICES)):
             if not values or len(set(values)) != len(values) or any(v not in allowed for v in values):
                 raise ValueError(f"{flag}={values!r} is invalid: must be distinct names among {', '.join(allowed)}")
         for flag, specs, parse in (("--cpn-settings", self.cpn_settings, CPNSetting.parse),
