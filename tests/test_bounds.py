@@ -3,6 +3,7 @@ bounds that no policy beats on random instances (agents/stper/bounds.py, agents/
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import jax
@@ -66,6 +67,20 @@ def _slot_numbers(env):
         return bound, optimum, profits
 
     return jax.jit(jax.vmap(one, (0, None, 0)))
+
+
+def test_cpn_bound_with_compute_sharing_is_one_bound_for_every_trajectory():
+    """With shared compute the bound takes the queues empty: it is the same along trajectories
+    that leave different backlogs (Greedy's, the paper's Random's), and no slot of either beats it."""
+    from agents.stper.baselines import CPN_POLICIES, rollout_cpn
+
+    env = GreenCPN(dataclasses.replace(SMALL_CPN, compute_sharing=True))
+    params = env.default_params
+    run = jax.jit(lambda name, key: rollout_cpn(CPN_POLICIES[name], env, params, key, 8), static_argnums=0)
+    greedy, random = run("greedy", jax.random.PRNGKey(0)), run("random", jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(np.asarray(greedy["bound"]), np.asarray(random["bound"]))
+    for metrics in (greedy, random):
+        assert np.all(np.asarray(metrics["profit"]) <= np.asarray(metrics["bound"]) * (1 + RTOL) + RTOL)
 
 
 @pytest.mark.parametrize("kappa", [None, 3e-4])

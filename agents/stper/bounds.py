@@ -52,7 +52,10 @@ def conflict_free_bound(env: GreenCPN, state: CPNState, params: CPNParams) -> ja
     next-hop tables (the paper's Random, ``baselines.Schedule``) and ``"milp"`` routing (simple
     paths, with ``t_off = max(t_sum - t_comp - t_tr, 0) >= 0``). With ``CPNConfig.compute_sharing``
     the node queue adds a wait ``t_queue >= 0`` (``model.node_fifo``) and ``t_comp`` is unchanged,
-    so the bound holds slot by slot whatever the carried backlog. (ii) A task's paid revenue is non-increasing
+    so ``P`` is taken with the queues empty (``backlog = 0``): the bound then depends only on the
+    slot's exogenous inputs, not on the backlog a policy left, and bounds every policy's profit in
+    every slot of an episode (``task_profit_matrix`` of the actual state, which waits for the
+    backlog, would bound only decisions taken from that state). (ii) A task's paid revenue is non-increasing
     in its delay: ``R = p (1 + eta / t) m`` (eq. 3) with ``p, eta >= 0`` and ``m > 0``
     (``validate_params``), times 1 up to the deadline and ``late_revenue_fraction`` in ``[0, 1]``
     after it, a non-increasing non-negative factor. (iii) The cost ``E_u`` (eq. 5) depends only
@@ -70,6 +73,8 @@ def conflict_free_bound(env: GreenCPN, state: CPNState, params: CPNParams) -> ja
     Returns:
         () float32, profit units.
     """
+    if env.config.compute_sharing:  # empty queues: a bound for every trajectory, not only this state's
+        state = state.replace(backlog=jnp.zeros_like(state.backlog))
     return jnp.sum(jnp.max(env.task_profit_matrix(state, params), axis=-1))
 
 

@@ -335,8 +335,9 @@ class STPerNetwork(nn.Module):
         node_inputs = obs.node_demand[:, None] / self.workload_scale
         backlog = getattr(obs, "node_backlog", None)  # CPNConfig.compute_sharing: the node queues
         if backlog is not None:
-            # seconds each node needs to clear its queue (backlog TFLOP / power TFLOPS)
-            clear_time = backlog / obs.node_features[:, 0]  # power > 0 (validate_params)
+            # log(1 + seconds each node needs to clear its queue), backlog TFLOP / power TFLOPS: the
+            # raw seconds are unbounded, and fed in directly PPO training collapsed (docs/model.md)
+            clear_time = jnp.log1p(backlog / obs.node_features[:, 0])  # power > 0 (validate_params)
             current = jnp.concatenate([current, clear_time])
             node_inputs = jnp.concatenate([node_inputs, clear_time[:, None]], axis=1)
         parts = [current]

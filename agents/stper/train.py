@@ -215,8 +215,8 @@ def evaluate(config: TrainConfig, runner: RunnerState, env_params=None) -> dict:
     row["per_seed_slot_profit"] = [p["slot_profit"] for p in per_seed]
     results = {config.ppo.variant: row}
     results.update({name: summarise(CPN_POLICIES[name]) for name in ("random", "greedy", "coord-ascent")})
-    # The bound of the slots each policy played (the same slots for all: same key, and decisions
-    # do not change later slots in the paper's model).
+    # The bound of the slots each policy played: the same for all (same key and exogenous inputs;
+    # with compute sharing the bound takes the queues empty, so it does not depend on the policy).
     greedy = results["greedy"]
     results["bound"] = dict(slot_profit=greedy["bound_slot_profit"], episode_profit=greedy["bound_episode_profit"],
                             mean_delay=float("nan"), miss_rate=float("nan"))
