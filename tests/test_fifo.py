@@ -92,6 +92,37 @@ def test_fifo_dispatch_vmapped_equals_one_by_one_and_compiles_once():
     assert bool((offset > 0).any())
 
 
+@pytest.mark.parametrize("shared_table", [False, True], ids=["per-slot-tables", "shared-table"])
+def test_batched_event_loop_is_the_plain_vmap_of_the_per_instance_loop(shared_table):
+    """The event loop's vmap rule (batch-wide loop test every few events) gives the numbers of a
+    plain vmap of the per-instance loop bit for bit, with per-slot or one shared hop table."""
+    num_nodes, num_tasks, num_hops = 8, 10, 7
+    slots = [random_slot(900 + k, num_nodes, num_tasks) for k in range(24)]
+    batch = jax.tree.map(lambda *x: jnp.stack(x), *slots)
+    routes, mask = jax.vmap(shortest_routes)(batch["adjacency"], batch["bandwidth"], batch["switch_delay"],
+                                              batch["source"], batch["destination"], batch["packet_size"])
+
+    def inputs(routes, mask, slot):
+        link, tx, first_ready, gap = model._hop_tables(routes, mask, slot["packet_size"], slot["access_delay"],
+                                                       slot["bandwidth"], slot["switch_delay"])
+        key = jnp.arange(num_tasks * num_hops, dtype=jnp.int32).reshape(num_tasks, num_hops)
+        table = jnp.stack([tx, gap, link.astype(tx.dtype), (key + 1).astype(tx.dtype)], axis=-1)
+        return first_ready, key[:, 0], table.reshape(-1, 4), slot["access_delay"]
+
+    first_ready, first_key, table, access = jax.vmap(inputs)(routes, mask, batch)
+    axes = (0, 0, None if shared_table else 0, 0)
+    if shared_table:  # every slot reads slot 0's table (its first keys and access delays too)
+        table, first_key = table[0], jnp.broadcast_to(first_key[0], first_key.shape)
+        first_ready = jnp.where(jnp.isfinite(first_ready[0]), first_ready, jnp.inf)
+    links = num_nodes**2
+    rule = jax.jit(jax.vmap(lambda *a: model._serve_in_arrival_order(*a, links), in_axes=axes))
+    plain = jax.jit(jax.vmap(lambda *a: model._serve_per_instance(*a, links), in_axes=axes))
+    got, expected = rule(first_ready, first_key, table, access), plain(first_ready, first_key, table, access)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert bool((got[1] > 0).any())  # some tasks waited
+
+
 @pytest.mark.parametrize("ties", [False, True])
 def test_fifo_dispatch_shortest_equals_fifo_dispatch_bit_for_bit(ties):
     """The routing-table formulation the env uses == ``fifo_dispatch`` on the padded routes, exactly,
