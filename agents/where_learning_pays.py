@@ -31,16 +31,16 @@ the agents' budgets are those of the quick presets of ``jaxcpn train-stper`` and
 - CPN, default instance (N = U = 10, 24-slot episodes, slot window ``tau`` = 1 s). Without
   sharing (the paper); with sharing at load 1 (the nodes' ``sum f tau`` = 60 TFLOP per slot
   against a mean demand of 18.6: utilisation 0.31 if spread, but Greedy crowds the fast cheap
-  nodes); at load 2 (utilisation 0.62 if spread: still stable, so the queues it builds are the
-  policy's doing, while the slow nodes, ``m / f`` up to 5 s, can no longer finish a task inside
-  the window); and at load 1 with the workload hidden. In that last setting Greedy, coordinate
+  nodes); at load 1.5 and 2 (utilisation 0.46 and 0.62 if spread: still stable, so the queues
+  it builds are the policy's doing, while the slow nodes, ``m / f`` up to 5 s at load 2, can no
+  longer finish a task inside the window); and at load 1 with the workload hidden. In that last setting Greedy, coordinate
   ascent and the MPC still read the current slot's true workloads (they are per-slot
   clairvoyant), so it measures what not knowing the demand costs the agent.
 - MEC, default instance (M = 5, K = 20, L = 10 slots of 5 s). Switching off (the paper), on at
-  the default backhaul (200-400 Mb/s: a 100-500 MB service downloads in 2-20 s, about one slot)
-  and at a quarter of it (50-100 Mb/s, a small cell's uplink: 8-80 s, a good part of a 50 s
-  frame), each with the popularity cycle off, at A = 0.5 (docs/model.md's measured case) and at
-  A = 0.9 (near the top of the allowed range: a service's peak-to-trough demand ratio 19).
+  the default backhaul (200-400 Mb/s: a 100-500 MB service downloads in 2-20 s, about one slot),
+  at half and at a quarter of it (50-100 Mb/s, a small cell's uplink: 8-80 s, a good part of a
+  50 s frame), each with the popularity cycle off, at A = 0.5 (docs/model.md's measured case)
+  and at A = 0.9 (near the top of the allowed range: a service's peak-to-trough demand ratio 19).
 
 **Methods**: CPN: STPer, STPer-L, STPer-M (``agents.stper.ppo``, ``--num-updates`` x
 ``--num-envs`` x 24 steps per seed, 3 seeds) against Greedy and coordinate ascent (myopic, one
@@ -64,8 +64,13 @@ seeds). **Resume**: every (env, setting, method, seed) unit is saved in ``--run-
 as soon as it finishes, and a rerun loads it (a unit of other settings is recomputed), so an
 interrupted run loses at most the unit it was in.
 
-**Measured** on the shared 2-core machine (full preset, per unit, compile included where a
-program is first built): see docs/results.md.
+**Measured** (full preset, the shared 2-core machine at a load average of 4-6; per unit, the
+first of each compiled program included): CPN Greedy / coordinate ascent / MPC / Random 2-10 s
+each; one PPO seed (200 x 64 x 24 steps) 17-19 s for STPer (69 s with compilation), 12-13 s
+(51 s) for STPer-L, 6 s (30 s) for STPer-M; MEC Greedy and Popularity under 1 s once compiled
+(9-15 s first), the H=3 MPC 4-5 s (42-58 s first), the bound 17-29 s per cycle amplitude, one
+DDQN seed (120 episodes) 18-27 s (52-68 s first). Summed over the 65 CPN and 75 MEC units:
+17 min and 23 min, about 41 min for the whole grid from an empty ``--run-dir``.
 """
 
 from __future__ import annotations
@@ -246,7 +251,8 @@ class WhereConfig:
     """Base training seed."""
     eval_seed: int = 12345
     """Seed of the held-out evaluation episodes, the same for every method, seed and setting."""
-    cpn_settings: tuple[str, ...] = ("sharing=off", "sharing=on", "sharing=on,load=2", "sharing=on,observe=off")
+    cpn_settings: tuple[str, ...] = ("sharing=off", "sharing=on", "sharing=on,load=1.5", "sharing=on,load=2",
+                                     "sharing=on,observe=off")
     """CPN settings, each key=value pairs of sharing (on/off), load (factor > 0), observe (on/off)."""
     cpn_variants: tuple[str, ...] = VARIANTS
     """Learned STPer variants."""
@@ -263,10 +269,10 @@ class WhereConfig:
     """PPO updates per jitted chunk."""
     cpn_eval_episodes: int = 16
     """Held-out CPN episodes (24 slots each) per method."""
-    mec_settings: tuple[str, ...] = (
-        "switching=off", "switching=on,backhaul=1", "switching=on,backhaul=0.25",
-        "switching=off,cycle=0.5", "switching=on,backhaul=1,cycle=0.5", "switching=on,backhaul=0.25,cycle=0.5",
-        "switching=off,cycle=0.9", "switching=on,backhaul=1,cycle=0.9", "switching=on,backhaul=0.25,cycle=0.9")
+    mec_settings: tuple[str, ...] = tuple(
+        f"{switching},cycle={cycle}" for cycle in (0, 0.5, 0.9)
+        for switching in ("switching=off", "switching=on,backhaul=1", "switching=on,backhaul=0.5",
+                          "switching=on,backhaul=0.25"))
     """MEC settings, each key=value pairs of switching (on/off), backhaul (factor > 0), cycle (amplitude in [0, 1))."""
     num_cells: int = 5
     """MEC edge servers M."""
@@ -746,7 +752,7 @@ def mec_figure(rows: list[dict], config: WhereConfig, path: Path) -> Path:
         ax.set_title(f"popularity cycle A = {cycle:g}")
         ax.set_xlabel("mean service download time (frames; 0 = no switching cost)")
         ax.set_ylabel(f"mean delay / {reference}'s")
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 0.14))  # between the MPC and the bound
     title = (f"MEC: TTOSC ({config.num_episodes} episodes per seed) vs myopic baselines and the H={config.mpc_horizon} "
              f"clairvoyant MPC; {config.mec_eval_envs} x {config.mec_eval_frames} held-out frames (same for all)")
     return outputs.save_figure(fig, path, title)
