@@ -93,9 +93,13 @@ from agents import outputs
 from agents.checks import require_positive
 from agents.cli import parse_with_presets
 from agents.seeds import seed_key
+from agents.stper import networks as stper_networks
+from agents.stper import ppo as stper_ppo
 from agents.stper.baselines import CPN_POLICIES, rollout_cpn
 from agents.stper.ppo import PPOConfig, make_env, make_trainer, network_policy
 from agents.ttosc import baselines as mb
+from agents.ttosc import ddqn as ttosc_ddqn
+from agents.ttosc import networks as ttosc_networks
 from agents.ttosc.bounds import evaluation_lower_bound
 from agents.ttosc.ddqn import DDQNConfig, ddqn_policy
 from agents.ttosc.ddqn import make_trainer as make_ddqn_trainer
@@ -116,8 +120,9 @@ LABELS = {"stper": "STPer", "stper-l": "STPer-L", "stper-m": "STPer-M", "greedy"
           "random-shortest": "Random (shortest paths)"}
 CPN_METRICS = ("slot_profit", "mean_delay", "miss_rate")
 MEC_METRICS = ("mean_delay", "reward", "storage_violations")
-UNIT_FORMAT = 1
-"""Version of what a saved unit means (in its fingerprint: a unit of older code is recomputed)."""
+UNIT_FORMAT = 2
+"""Version of what a saved unit means (in its fingerprint: a unit of older code is recomputed; 2: a learned
+unit's fingerprint also holds its learner's source, after the STPer networks changed under a run)."""
 
 
 # ----------------------------------------------------------------------------- settings
@@ -422,6 +427,11 @@ def _source_hash(function) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:12]
 
 
+def _module_hash(*modules) -> str:
+    """A short hash of the modules' source: a learned unit made by other agent code is recomputed."""
+    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:12]
+
+
 def _jit_chunk(trainer, num: int, ppo: bool):
     """``jit(runner, env_params -> trainer.train_chunk(runner, num, ..., env_params))`` (PPO or DDQN order)."""
     if ppo:
@@ -515,7 +525,7 @@ class CPNRunner:
 
         settings = dict(env="cpn", setting=dataclasses.asdict(setting), method=variant, seed=config.seed,
                         index=index, ppo=dataclasses.asdict(ppo), episodes=config.cpn_eval_episodes,
-                        eval_seed=config.eval_seed)
+                        eval_seed=config.eval_seed, source=_module_hash(stper_ppo, stper_networks))
         return self.units.get(f"cpn-{slug(setting.label)}-{variant}-s{index}", settings, compute)
 
 
@@ -629,7 +639,8 @@ class MECRunner:
                         train_reward_first=rewards[0], train_reward_last=rewards[-1])
 
         settings = dict(env="mec", setting=dataclasses.asdict(setting), method="TTOSC", seed=config.seed,
-                        index=index, ddqn=dataclasses.asdict(ddqn), eval=self._eval_settings())
+                        index=index, ddqn=dataclasses.asdict(ddqn), eval=self._eval_settings(),
+                        source=_module_hash(ttosc_ddqn, ttosc_networks))
         return self.units.get(f"mec-{slug(setting.label)}-TTOSC-s{index}", settings, compute)
 
 
