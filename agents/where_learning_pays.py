@@ -1,7 +1,7 @@
 """Where does learning pay? Learned agents against myopic and clairvoyant baselines as coupling grows.
 
 Usage:
-    jaxcpn where-learning-pays                          # full grid, about 45 min on 2 CPU cores, resumes
+    jaxcpn where-learning-pays                          # full grid, about 35 min on 2 CPU cores, resumes
     jaxcpn where-learning-pays --preset full --out docs/figures   # the committed files
     jaxcpn where-learning-pays --quick                  # smoke run, < 1 min
     jaxcpn where-learning-pays --envs mec --mec-settings switching=off switching=on,backhaul=0.25,cycle=0.9
@@ -64,13 +64,13 @@ seeds). **Resume**: every (env, setting, method, seed) unit is saved in ``--run-
 as soon as it finishes, and a rerun loads it (a unit of other settings is recomputed), so an
 interrupted run loses at most the unit it was in.
 
-**Measured** (full preset, the shared 2-core machine at a load average of 4-6; per unit, the
-first of each compiled program included): CPN Greedy / coordinate ascent / MPC / Random 2-10 s
-each; one PPO seed (200 x 64 x 24 steps) 17-19 s for STPer (69 s with compilation), 12-13 s
-(51 s) for STPer-L, 6 s (30 s) for STPer-M; MEC Greedy and Popularity under 1 s once compiled
-(9-15 s first), the H=3 MPC 4-5 s (42-58 s first), the bound 17-29 s per cycle amplitude, one
-DDQN seed (120 episodes) 18-27 s (52-68 s first). Summed over the 65 CPN and 75 MEC units:
-17 min and 23 min, about 41 min for the whole grid from an empty ``--run-dir``.
+**Measured** (full preset from an empty ``--run-dir``, commit ab81757, the shared 2-core machine
+at a load average of 3.5-4; per unit, the first of each compiled program included): 1997 s in
+all, CPN 805 s over 65 units, MEC 1181 s over 75. CPN Greedy, coordinate ascent, MPC, Random
+0-7 s each; one PPO seed (200 updates x 64 envs x 24 steps) median 19 s for STPer (46 s with
+compilation), 13 s (40 s) for STPer-L, 6 s (24 s) for STPer-M. MEC Greedy and Popularity under
+1 s once compiled (6-10 s first), the H=3 MPC 5 s (44 s first), the bound 15-18 s per cycle
+amplitude, one DDQN seed (120 episodes) median 26 s (55 s first).
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ class WhereConfig:
     """Learned agents vs myopic and clairvoyant baselines on the coupled CPN and MEC."""
 
     preset: Literal["full", "quick"] = "full"
-    """Grid and budgets: full (the committed run, about 45 min on 2 CPU cores) or quick (< 1 min smoke run)."""
+    """Grid and budgets: full (the committed run, about 35 min on 2 CPU cores) or quick (< 1 min smoke run)."""
     quick: bool = False
     """Shorthand for --preset quick."""
     envs: tuple[Literal["cpn", "mec"], ...] = ENVS
