@@ -34,6 +34,7 @@ def parser(job: str):
     import tyro
 
     from agents.stper import figures as stper_figures, scan as stper_scan, train as stper_train
+    from agents import where_learning_pays
     from agents.ttosc import figures as ttosc_figures, scan as ttosc_scan, train as ttosc_train
 
     return {
@@ -41,6 +42,7 @@ def parser(job: str):
         "reproduce-stper": stper_figures.parse_config, "reproduce-ttosc": ttosc_figures.parse_config,
         "scan-stper": lambda argv: tyro.cli(stper_scan.ScanConfig, args=argv),
         "scan-ttosc": lambda argv: tyro.cli(ttosc_scan.ScanConfig, args=argv),
+        "where-learning-pays": where_learning_pays.parse_config,
     }[job]
 
 
