@@ -112,23 +112,29 @@ def cpn_coordinate_ascent(key: jax.Array, env: GreenCPN, state: CPNState, params
     the upper bound and the exact per-slot optimum.
     """
     del key
-    num_users, num_nodes = env.config.num_users, env.config.num_nodes
+    num_nodes = env.config.num_nodes
     candidates = jnp.arange(num_nodes, dtype=jnp.int32)
     _, next_hop = routing_tables(params)  # once per slot, not once per trial
 
     def slot_profit(action):
         return env.evaluate_slot(state, action, params, next_hop)["profit"]
 
+    return _coordinate_ascent(slot_profit, cpn_greedy(None, env, state, params), candidates, sweeps)
+
+
+def _coordinate_ascent(objective, start: jax.Array, candidates: jax.Array, sweeps: int) -> jax.Array:
+    """``sweeps`` passes over the users, each setting one user's destination to the candidate of
+    the best ``objective`` (all candidates scored in one ``vmap``; ties to the lowest node)."""
+    num_users = start.shape[0]
+
     def improve_user(action, user):
-        trials = jnp.broadcast_to(action, (num_nodes, num_users)).at[:, user].set(candidates)
-        profits = jax.vmap(slot_profit)(trials)
-        return trials[jnp.argmax(profits)], None
+        trials = jnp.broadcast_to(action, (candidates.shape[0], num_users)).at[:, user].set(candidates)
+        return trials[jnp.argmax(jax.vmap(objective)(trials))], None
 
     def sweep(action, _):
         action, _ = jax.lax.scan(improve_user, action, jnp.arange(num_users))
         return action, None
 
-    start = cpn_greedy(None, env, state, params)
     action, _ = jax.lax.scan(sweep, start, None, length=sweeps)
     return action
 
@@ -228,25 +234,14 @@ def cpn_clairvoyant_mpc(key: jax.Array, env: GreenCPN, state: CPNState, params: 
     _require_count("sweeps", sweeps)
     if not env.config.compute_sharing:
         return cpn_coordinate_ascent(key, env, state, params, sweeps)
-    num_users, num_nodes = env.config.num_users, env.config.num_nodes
+    num_nodes = env.config.num_nodes
     candidates = jnp.arange(num_nodes, dtype=jnp.int32)
     _, next_hop = routing_tables(params)  # once per slot, not once per trial
 
     def planned_profit(action):
         return jnp.sum(greedy_lookahead(env, state, action, params, horizon, next_hop)["profit"])
 
-    def improve_user(action, user):
-        trials = jnp.broadcast_to(action, (num_nodes, num_users)).at[:, user].set(candidates)
-        profits = jax.vmap(planned_profit)(trials)
-        return trials[jnp.argmax(profits)], None
-
-    def sweep(action, _):
-        action, _ = jax.lax.scan(improve_user, action, jnp.arange(num_users))
-        return action, None
-
-    start = cpn_greedy(None, env, state, params)
-    action, _ = jax.lax.scan(sweep, start, None, length=sweeps)
-    return action
+    return _coordinate_ascent(planned_profit, cpn_greedy(None, env, state, params), candidates, sweeps)
 
 
 CPN_POLICIES = {"random": cpn_random_routing, "random-shortest": cpn_random, "greedy": cpn_greedy,
