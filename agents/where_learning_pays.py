@@ -439,6 +439,24 @@ def _jit_chunk(trainer, num: int, ppo: bool):
     return jax.jit(lambda runner, params: trainer.train_chunk(runner, num, params))
 
 
+def _train_in_chunks(program, name, trainer, runner, params, total: int, chunk_size: int, metric: str, ppo: bool):
+    """Trains ``total`` iterations in jitted chunks of at most ``chunk_size`` (each chunk length
+    compiled once, via ``program(("chunk", name, n), build)``).
+
+    Returns:
+        ``(runner, first, last, seconds)``: the trained runner, the mean ``metric`` of the first
+        and of the last chunk, and the training wall time (s).
+    """
+    values, done, start = [], 0, time.perf_counter()
+    while done < total:
+        n = min(chunk_size, total - done)
+        chunk = program(("chunk", name, n), lambda: _jit_chunk(trainer, n, ppo=ppo))
+        runner, metrics = chunk(runner, params)
+        values.append(_mean(metrics[metric]))
+        done += n
+    return runner, values[0], values[-1], time.perf_counter() - start
+
+
 # ----------------------------------------------------------------------------- CPN
 
 
@@ -510,18 +528,13 @@ class CPNRunner:
             params = self.params(setting)
             init = self._program(("init", ppo), lambda: jax.jit(trainer.init))
             runner = init(seed_key(config.seed, index), params)
-            returns, done, start = [], 0, time.perf_counter()
-            while done < ppo.num_updates:
-                n = min(config.chunk_updates, ppo.num_updates - done)
-                chunk = self._program(("chunk", ppo, n), lambda: _jit_chunk(trainer, n, ppo=True))
-                runner, metrics = chunk(runner, params)
-                returns.append(_mean(metrics["episode_return"]))
-                done += n
-            train_seconds = time.perf_counter() - start
+            runner, first, last, train_seconds = _train_in_chunks(
+                self._program, ppo, trainer, runner, params, ppo.num_updates, config.chunk_updates, "episode_return",
+                ppo=True)
             evaluate = self._program(("eval", ppo), lambda: jax.jit(lambda variables, p: rollout_cpn(
                 network_policy(trainer.network, variables), env, p, self.eval_key, config.cpn_eval_episodes)))
             return dict(self._summary(evaluate(runner.train_state.params, params)), train_seconds=train_seconds,
-                        train_return_first=returns[0], train_return_last=returns[-1])
+                        train_return_first=first, train_return_last=last)
 
         settings = dict(env="cpn", setting=dataclasses.asdict(setting), method=variant, seed=config.seed,
                         index=index, ppo=dataclasses.asdict(ppo), episodes=config.cpn_eval_episodes,
@@ -621,14 +634,9 @@ class MECRunner:
             params = self.params(setting)
             runner = self._program(("init", ddqn), lambda: jax.jit(trainer.init))(
                 seed_key(config.seed, index), params)
-            rewards, done, start = [], 0, time.perf_counter()
-            while done < ddqn.num_iterations:
-                n = min(config.chunk_frames, ddqn.num_iterations - done)
-                chunk = self._program(("chunk", ddqn, n), lambda: _jit_chunk(trainer, n, ppo=False))
-                runner, metrics = chunk(runner, params)
-                rewards.append(_mean(metrics["reward"]))
-                done += n
-            train_seconds = time.perf_counter() - start
+            runner, first, last, train_seconds = _train_in_chunks(
+                self._program, ddqn, trainer, runner, params, ddqn.num_iterations, config.chunk_frames, "reward",
+                ppo=False)
             capacity = env.config.max_storage_units
             evaluate = self._program(("eval", ddqn), lambda: jax.jit(lambda agents, p: mb.evaluate_policy(
                 env, p, ddqn_policy(trainer.network, agents, capacity), self.eval_key, config.mec_eval_envs,
@@ -636,7 +644,7 @@ class MECRunner:
             out = evaluate(runner.train_state.params, params)
             return dict(mean_delay=_mean(out["mean_delay"]), reward=_mean(out["reward"]),
                         storage_violations=_mean(out["storage_violations"]), train_seconds=train_seconds,
-                        train_reward_first=rewards[0], train_reward_last=rewards[-1])
+                        train_reward_first=first, train_reward_last=last)
 
         settings = dict(env="mec", setting=dataclasses.asdict(setting), method="TTOSC", seed=config.seed,
                         index=index, ddqn=dataclasses.asdict(ddqn), eval=self._eval_settings(),
