@@ -26,3 +26,17 @@ _CACHE.mkdir(parents=True, exist_ok=True)
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def subprocess_env(xla_flags: str = "", **extra: str) -> dict[str, str]:
+    """The environment of a test's child Python: ``FAST_COMPILE`` and this session's compilation cache.
+
+    A child compiles what the tests compile (a killed run and its resume, a script and the in-process
+    tests of its units), so it reads and writes the same cache: each program is compiled once.
+    """
+    flags = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), xla_flags) if f)
+    if FAST_COMPILE not in flags:
+        flags = f"{flags} {FAST_COMPILE}".strip()
+    return {**os.environ, "XLA_FLAGS": flags, "JAX_COMPILATION_CACHE_DIR": str(_CACHE),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+            **extra}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST_COMPILE
+from conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--variant", "stper-m", "--num-nodes", "4", "--num-users", "4", "--window", "6", "--episode-length", "6",
@@ -21,9 +21,7 @@ TINY = ["--variant", "stper-m", "--num-nodes", "4", "--num-users", "4", "--windo
 
 
 def job(*args: str) -> subprocess.Popen:
-    flags = os.environ.get("XLA_FLAGS", "")
-    env = {**os.environ, "XLA_FLAGS": (flags + " " + FAST_COMPILE).strip()}
-    return subprocess.Popen([sys.executable, "-m", "agents.cli", "train-stper", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "agents.cli", "train-stper", *args], cwd=ROOT, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -35,7 +33,6 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
 @pytest.mark.timeout(420)
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    uninterrupted = job(*TINY, "--run-dir", str(whole))          # runs beside the killed one (2 cores)
     victim = job(*TINY, "--run-dir", str(killed))
     deadline = time.time() + 300
     while not checkpoint_steps(killed) and victim.poll() is None and time.time() < deadline:
@@ -46,7 +43,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     victim.wait()
     steps_at_kill = checkpoint_steps(killed)
     assert steps_at_kill and steps_at_kill[-1] < 8
-    resumed = job("--resume", str(killed))
+    # started after the kill, both read the training programs the victim compiled from the shared cache
+    uninterrupted, resumed = job(*TINY, "--run-dir", str(whole)), job("--resume", str(killed))
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
     out, _ = uninterrupted.communicate(timeout=300)

@@ -167,6 +167,7 @@ def recurrent_rollouts(request):
                      for runner, traj in ((runner, first_traj), (middle, second_traj))]
 
 
+@pytest.mark.xdist_group("ppo-recurrent-rollouts")  # one worker builds the fixture
 def test_recurrent_rollout_equals_hand_stepped_network(recurrent_rollouts):
     trainer, rollouts = recurrent_rollouts
     for _, traj, hand in rollouts:
@@ -178,6 +179,7 @@ def test_recurrent_rollout_equals_hand_stepped_network(recurrent_rollouts):
         np.testing.assert_array_equal(traj.first, hand["first"])
 
 
+@pytest.mark.xdist_group("ppo-recurrent-rollouts")  # one worker builds the fixture
 def test_hidden_state_restarts_at_episode_boundaries(recurrent_rollouts):
     trainer, rollouts = recurrent_rollouts
     config, episode_length = trainer.config, trainer.env.config.episode_length
@@ -193,6 +195,7 @@ def test_hidden_state_restarts_at_episode_boundaries(recurrent_rollouts):
             assert bool(traj.first[0].all())
 
 
+@pytest.mark.xdist_group("ppo-recurrent-rollouts")  # one worker builds the fixture
 def test_training_sequences_reproduce_the_rollout(recurrent_rollouts):
     """The loss's re-run of the LSTMs over [T, M] sequences from the stored states gives the
     rollout's log-probabilities and values at the rollout's parameters (ratio 1)."""

@@ -27,6 +27,10 @@ def pick(rows, **where):
     return [r for r in rows if all(r[k] == v for k, v in where.items())]
 
 
+# One xdist worker runs the module (--dist loadgroup, pyproject.toml): its fixture is built once.
+pytestmark = pytest.mark.xdist_group("reproduce-stper")
+
+
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
     out = tmp_path_factory.mktemp("stper-figures")

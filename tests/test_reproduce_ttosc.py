@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST_COMPILE  # LLVM optimisation off: this test is compile-bound
+from conftest import subprocess_env  # LLVM optimisation off and the shared cache: this test is compile-bound
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "reproduce_ttosc.py"
@@ -33,12 +32,14 @@ def assert_finite(rows: list[dict], columns: tuple[str, ...]) -> None:
             assert math.isfinite(float(row[column])), (column, row)
 
 
+# One xdist worker runs the module (--dist loadgroup, pyproject.toml): its fixture is built once.
+pytestmark = pytest.mark.xdist_group("reproduce-ttosc")
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("ttosc_figures")
-    flags = os.environ.get("XLA_FLAGS", "")
-    env = {**os.environ, "XLA_FLAGS": flags if FAST_COMPILE in flags else (flags + " " + FAST_COMPILE).strip()}
-    result = subprocess.run([sys.executable, str(SCRIPT), *ARGS, "--out", str(out)], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, str(SCRIPT), *ARGS, "--out", str(out)], cwd=ROOT, env=subprocess_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout

@@ -76,10 +76,10 @@ WORKER = textwrap.dedent("""
 
 def run_with_devices(code: str, devices: int = 2, timeout: int = 280) -> subprocess.CompletedProcess:
     """Runs ``code`` in a fresh Python with ``devices`` host (CPU) devices; returns the finished process."""
-    from conftest import FAST_COMPILE
+    from conftest import subprocess_env
 
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}",
-               JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    env = subprocess_env(f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+                         PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 

@@ -17,6 +17,10 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+# One xdist worker runs the module (--dist loadgroup, pyproject.toml): its fixture is built once.
+pytestmark = pytest.mark.xdist_group("where-learning-pays")
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("where-learning-pays")
