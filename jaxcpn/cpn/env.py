@@ -8,6 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_batching import custom_vmap
 
 from jaxcpn import spaces
 from jaxcpn.cpn import model
@@ -103,7 +104,20 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         # Every episode starts with empty node queues.
         backlog = jnp.zeros((cfg.num_nodes,), jnp.float32) if cfg.compute_sharing else None
         state = CPNState(time=jnp.zeros((), jnp.int32), start=start, backlog=backlog)
-        return self.get_obs(state, params), state
+        return self.get_obs(state, params), self.clear_window_cache(state)
+
+    def clear_window_cache(self, state: CPNState) -> CPNState:
+        """``state`` with an empty observation cache (``CPNState``): its next step builds the
+        demand window from the series, and caches it.
+
+        ``reset_env`` returns such a state, so every cached row was computed by the program of
+        ``step_env`` itself, not by a reset run elsewhere (eagerly, say, where XLA may round the
+        workload profile an ulp apart). Moving a state in time needs no call: ``replace(time=...)``
+        leaves a cache of another slot, which ``step_env`` detects. Call it before stepping a state
+        with params other than those of its last step (the cache would hold their windows).
+        """
+        window = jnp.zeros((self.config.window, self.config.num_nodes), jnp.float32)
+        return state.replace(demand_window=window, window_index=jnp.full_like(state.start, -1))
 
     def step_env(self, key: jax.Array, state: CPNState, action: jax.Array, params: CPNParams):
         """Schedules the slot's tasks to ``action`` and advances one hour.
@@ -125,8 +139,42 @@ class GreenCPN(Environment[CPNState, CPNParams]):
             next_state = next_state.replace(backlog=info["backlog"])
         truncated = next_state.time >= self.config.episode_length
         terminated = jnp.zeros((), bool)
-        obs = self.get_obs(next_state, params)
+        if state.demand_window is None:
+            # A state built without the cache fields: the observation from the series, and the
+            # next state gets the cache (the structure of the states reset_env draws).
+            obs = self.get_obs(next_state, params)
+            next_state = next_state.replace(demand_window=obs.demand_window,
+                                            window_index=next_state.start + next_state.time)
+        else:
+            obs, next_state = self._next_observation(state, next_state, params)
         return obs, next_state, info["profit"], terminated, truncated, info
+
+    def _next_observation(self, state: CPNState, next_state: CPNState, params: CPNParams):
+        """``get_obs(next_state)`` from ``state``'s cached demand window, and ``next_state`` with the cache.
+
+        The window is the cached one shifted by one slot, with the new slot's row (one slot's
+        workloads summed per node) appended: :func:`node_demand` of one row is that row of
+        :func:`node_demand` of the window, and :func:`workload_model` of one slot that row of
+        :func:`window_workloads`, so the numbers are those of ``get_obs`` bit for bit
+        (tests/test_cpn_obs_cache.py). A cache that is not ``state``'s slot's (a fresh episode, a
+        state moved with ``replace(time=...)``) is rebuilt from the series instead
+        (:func:`_shift_or_rebuild`), in the same program.
+        """
+        cfg = self.config
+        if cfg.observe_current_workload:
+            task_workload, _, _ = self.slot_inputs(next_state, params)
+        else:  # the window ends at the slot just played, whose workloads evaluate_slot used
+            task_workload, _, _ = self.slot_inputs(state, params)
+        row = node_demand(task_workload[None], params.user_node, cfg.num_nodes)  # (1, N)
+        index = state.start + state.time
+        if any(isinstance(x, jax.core.Tracer) for x in (state.window_index, index, state.demand_window)):
+            demand_window = _shift_or_rebuild(self)(state.demand_window, state.window_index, index, row, params)
+        elif int(state.window_index) == int(index):  # eager, op by op like an eager get_obs
+            demand_window = jnp.concatenate([state.demand_window[1:], row])
+        else:
+            demand_window, _ = self._series_windows(index + 1, params)
+        next_state = next_state.replace(demand_window=demand_window, window_index=index + 1)
+        return self._observation(next_state, params, task_workload, demand_window), next_state
 
     # ------------------------------------------------------------------ slot maths
     def slot_inputs(self, state: CPNState, params: CPNParams):
@@ -247,18 +295,40 @@ class GreenCPN(Environment[CPNState, CPNParams]):
 
     # ------------------------------------------------------------------ observation
     def get_obs(self, state: CPNState, params: CPNParams) -> CPNObservation:
-        """Builds the observation with ``dynamic_slice`` windows at the time index."""
+        """Builds the observation with ``dynamic_slice`` windows of the series at ``start + time``.
+
+        Always from the series (the state's cached demand window is not read): any state, one
+        moved with ``replace(time=...)`` included, gets its slot's observation.
+        """
+        demand_window, load_window = self._series_windows(state.start + state.time, params)
+        # The current workloads come from slot_inputs rather than load_window[-1]: with a single
+        # consumer, XLA:CPU fuses the window's gathers into it instead of materialising them
+        # (about 10% of a 4096-env step).
+        if self.config.observe_current_workload:
+            task_workload, _, _ = self.slot_inputs(state, params)
+        else:
+            task_workload = load_window[-1]  # the previous slot's
+        return self._observation(state, params, task_workload, demand_window)
+
+    def _series_windows(self, index: jax.Array, params: CPNParams) -> tuple[jax.Array, jax.Array]:
+        """``(demand_window (W, N), load_window (W, U))`` of the observation at series index ``index``."""
         cfg = self.config
-        first = state.start + state.time - (cfg.window - 1)
+        first = index - (cfg.window - 1)
         # With the current workload hidden, the workload windows end at the previous slot.
         first_load = first if cfg.observe_current_workload else first - 1
-        price_window = jax.lax.dynamic_slice(params.price_series, (first,), (cfg.window,))
-        hydro_window = hydro_discount(jax.lax.dynamic_slice(params.hydro_series, (first,), (cfg.window,)), params)
         # An int32 zero: under jax_enable_x64 a Python 0 is int64, and the indices must share a dtype.
         shock = jax.lax.dynamic_slice(params.workload_shock, (first_load, jnp.zeros_like(first)),
                                       (cfg.window, cfg.num_users))
         load_window = window_workloads(first_load, shock, params, cfg.window)
-        demand_window = node_demand(load_window, params.user_node, cfg.num_nodes)
+        return node_demand(load_window, params.user_node, cfg.num_nodes), load_window
+
+    def _observation(self, state: CPNState, params: CPNParams, task_workload: jax.Array,
+                     demand_window: jax.Array) -> CPNObservation:
+        """The observation of ``state`` given its workloads and demand window (the rest from the series)."""
+        cfg = self.config
+        first = state.start + state.time - (cfg.window - 1)
+        price_window = jax.lax.dynamic_slice(params.price_series, (first,), (cfg.window,))
+        hydro_window = hydro_discount(jax.lax.dynamic_slice(params.hydro_series, (first,), (cfg.window,)), params)
         hour = (params.series_start_hour + state.start + state.time) % 24
         angle = 2.0 * math.pi * hour.astype(jnp.float32) / 24.0
         time_features = jnp.stack(
@@ -267,13 +337,6 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         node_features = jnp.stack(
             [params.power, params.green.astype(jnp.float32), params.hydro_share], axis=-1
         )
-        # The current workloads come from slot_inputs rather than load_window[-1]: with a single
-        # consumer, XLA:CPU fuses the window's gathers into it instead of materialising them
-        # (about 10% of a 4096-env step).
-        if cfg.observe_current_workload:
-            task_workload, _, _ = self.slot_inputs(state, params)
-        else:
-            task_workload = load_window[-1]  # the previous slot's
         fields = dict(
             task_workload=task_workload,
             node_demand=demand_window[-1],
@@ -309,6 +372,37 @@ class GreenCPN(Environment[CPNState, CPNParams]):
                 **backlog,
             )
         )
+
+
+def _shift_or_rebuild(env: GreenCPN):
+    """``(cached, cache_index, index, row, params) -> demand window at series index index + 1``.
+
+    ``cached`` ``(W, N)`` is the demand window at series index ``cache_index``; when that is
+    ``index`` (the slot just played) the result is ``cached`` shifted up one row with ``row``
+    ``(1, N)`` appended, otherwise the window is rebuilt from the series. Under ``vmap`` one
+    ``lax.cond`` over the batch decides (shift every window, or rebuild every window: both give
+    the numbers of the series), so the fast path costs no per-env select. Built at each trace,
+    like ``Environment.step``'s rule.
+    """
+    def shift(cached, row):
+        return jnp.concatenate([cached[1:], row])
+
+    def rebuild(index, params):
+        return env._series_windows(index + 1, params)[0]
+
+    @custom_vmap
+    def window(cached, cache_index, index, row, params):
+        return jax.lax.cond(cache_index == index, lambda: shift(cached, row), lambda: rebuild(index, params))
+
+    @window.def_vmap
+    def window_batch(axis_size, in_batched, cached, cache_index, index, row, params):
+        axes = [jax.tree.map(lambda batched: 0 if batched else None, flags) for flags in in_batched]
+        fresh = jnp.all(cache_index == index)
+        shifted = lambda: jax.vmap(shift, in_axes=(axes[0], axes[3]), axis_size=axis_size)(cached, row)  # noqa: E731
+        rebuilt = lambda: jax.vmap(rebuild, in_axes=(axes[2], axes[4]), axis_size=axis_size)(index, params)  # noqa: E731
+        return jax.lax.cond(fresh, shifted, rebuilt), True
+
+    return window
 
 
 @functools.lru_cache(maxsize=None)

@@ -225,14 +225,27 @@ class CPNState:
         start: int32 scalar, series index of the episode's first slot.
         backlog: ``(N,)`` float32 work (TFLOP) waiting in each node's queue at the start of the
             slot, with ``CPNConfig.compute_sharing``; ``None`` otherwise (no leaf, no work).
+        demand_window: ``(W, N)`` float32, the observation's ``demand_window`` at series index
+            ``window_index``, cached by ``step_env``.
+        window_index: int32 scalar, the series index ``start + time`` that ``demand_window``
+            belongs to; -1 for an empty cache (``GreenCPN.clear_window_cache``, a fresh episode).
+            A state built without these two (``CPNState(time=..., start=...)``, both ``None``)
+            steps from the series, and its next state has them.
 
-    The exogenous series (price, hydro, workload shocks) stay in the params; observation windows
-    are ``dynamic_slice``s at ``start + time``, so a step copies no window arrays.
+    The exogenous series (price, hydro, workload shocks) stay in the params. ``GreenCPN.get_obs``
+    always builds the observation from the series at ``start + time``; only ``step_env`` uses the
+    cache: when ``window_index == start + time`` it shifts the cached demand window by one slot
+    and computes the new slot's row alone, otherwise (a fresh episode, a state moved with
+    ``replace(time=...)``) it builds the window from the series. Both give the numbers of the
+    series bit for bit, so a state can be moved in time freely; only a state stepped with params
+    other than those of its last step needs ``GreenCPN.clear_window_cache`` first.
     """
 
     time: jax.Array
     start: jax.Array
     backlog: jax.Array | None = None
+    demand_window: jax.Array | None = None
+    window_index: jax.Array | None = None
 
 
 @struct.dataclass
