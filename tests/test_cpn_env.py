@@ -181,6 +181,23 @@ def test_params_sweep_is_one_program(env, params):
     np.testing.assert_allclose(out[0] / out[2], 4.0, rtol=1e-5)
 
 
+def test_shared_hop_table_gives_the_numbers_of_per_env_tables():
+    """Under vmap a shared (U, N, H) hop table is materialised before the batch looks its routes up
+    (env._route_hop_sum): the transmission delays equal, bit for bit, those of the same params
+    stacked per env (a batched table, looked up as it is) on random actions of three instances."""
+    config = CPNConfig(num_nodes=8, num_users=12)
+    env = GreenCPN(config)
+    for seed in range(3):
+        params = validate_params(jax.jit(generate_instance, static_argnums=1)(jax.random.PRNGKey(seed), config), config)
+        _, state = env.reset(jax.random.PRNGKey(seed), params)
+        actions = jax.random.randint(jax.random.PRNGKey(10 + seed), (256, config.num_users), 0, config.num_nodes)
+        stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (256,) + jnp.shape(x)), params)
+        delay = lambda a, p: env.evaluate_slot(state, a, p)["transmission_delay"]  # noqa: E731
+        shared = jax.jit(jax.vmap(delay, in_axes=(0, None)))(actions, params)
+        per_env = jax.jit(jax.vmap(delay))(actions, stacked)
+        np.testing.assert_array_equal(shared, per_env)
+
+
 def test_policies_emit_valid_actions(env, params):
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(3), 16), params)
     space = env.action_space(params)
