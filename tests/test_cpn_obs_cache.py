@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxcpn.cpn import CPNConfig, GreenCPN
-from jaxcpn.cpn.env import node_demand, window_workloads, workload_model
+from jaxcpn.cpn.env import _SMALL_BATCH, node_demand, window_workloads, workload_model
 from jaxcpn.cpn.types import CPNState
 
 SMALL = dict(num_nodes=6, num_users=9, episode_length=5)  # several users share some access nodes
@@ -97,8 +97,9 @@ def test_step_observations_are_get_obs_bit_for_bit(name):
 @pytest.mark.parametrize("name", ["default", "three-days-hidden-sharing"])
 def test_stale_or_missing_cache_gives_the_same_step(name):
     """A state moved with ``replace(time=...)`` (cache of another slot) steps as one with its slot's
-    cache, to ``get_obs`` of its next state: batched with some envs stale or all, jitted alone and
-    eagerly; a state without the cache (``CPNState(time, start)``) gives the same numbers."""
+    cache, to ``get_obs`` of its next state: batched with some envs stale or all, a small batch,
+    jitted alone and eagerly; a state without the cache (``CPNState(time, start)``) gives the
+    same numbers."""
     config = CONFIGS[name]
     env, params = instance(config)
     reference = from_series(env, params)
@@ -122,11 +123,16 @@ def test_stale_or_missing_cache_gives_the_same_step(name):
     built = CPNState(time=uncached.time, start=uncached.start, backlog=uncached.backlog)
     for start in (uncached, built):  # stepped from the series; the next state has the cache
         assert_equal(step(keys, start, action), fast)
-    # One env, jitted (the unbatched rule's lax.cond) and eager, stale and fresh, against get_obs
-    # and the cache run the same way: a single env's program, the batch's and eager ops may round
-    # the workload profile's sin differently (by an ulp), and the cache keeps the rounding of the
-    # program that built it.
+    # A batch under _SMALL_BATCH (always rebuilt): the first 4 envs, stale and fresh.
     one = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+    assert 4 < _SMALL_BATCH
+    small = jax.jit(jax.vmap(lambda key, state, action: env.step(key, state, action, params)))
+    outs = [small(keys[:4], one(start, slice(0, 4)), action[:4]) for start in (moved, cached(env, params, moved, reference))]
+    assert_equal(outs[0], outs[1])
+    assert_equal(outs[0][0], reference(outs[0][1]))
+    # One env, jitted and eager, stale and fresh, against get_obs and the cache run the same way:
+    # a single env's program, the batch's and eager ops may round the workload profile's sin
+    # differently (by an ulp).
     i = int(np.flatnonzero(stale)[0])
     for run in (jax.jit, lambda f: f):
         single, observe = run(env.step), run(lambda state: env.get_obs(state, params))

@@ -157,8 +157,8 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         :func:`node_demand` of the window, and :func:`workload_model` of one slot that row of
         :func:`window_workloads`, so the numbers are those of ``get_obs`` bit for bit
         (tests/test_cpn_obs_cache.py). A cache that is not ``state``'s slot's (a fresh episode, a
-        state moved with ``replace(time=...)``) is rebuilt from the series instead
-        (:func:`_shift_or_rebuild`), in the same program.
+        state moved with ``replace(time=...)``) is rebuilt from the series instead, in the same
+        program; so is every window of one env or of a small batch (:func:`_shift_or_rebuild`).
         """
         cfg = self.config
         if cfg.observe_current_workload:
@@ -167,12 +167,7 @@ class GreenCPN(Environment[CPNState, CPNParams]):
             task_workload, _, _ = self.slot_inputs(state, params)
         row = node_demand(task_workload[None], params.user_node, cfg.num_nodes)  # (1, N)
         index = state.start + state.time
-        if any(isinstance(x, jax.core.Tracer) for x in (state.window_index, index, state.demand_window)):
-            demand_window = _shift_or_rebuild(self)(state.demand_window, state.window_index, index, row, params)
-        elif int(state.window_index) == int(index):  # eager, op by op like an eager get_obs
-            demand_window = jnp.concatenate([state.demand_window[1:], row])
-        else:
-            demand_window, _ = self._series_windows(index + 1, params)
+        demand_window = _shift_or_rebuild(self)(state.demand_window, state.window_index, index, row, params)
         next_state = next_state.replace(demand_window=demand_window, window_index=index + 1)
         return self._observation(next_state, params, task_workload, demand_window), next_state
 
@@ -373,6 +368,12 @@ class GreenCPN(Environment[CPNState, CPNParams]):
         )
 
 
+_SMALL_BATCH = 16
+"""Batches below this size skip the step's batch-only shortcuts (the cached demand window's cond,
+the materialised hop table): at a few envs a step is dispatch-bound and they cost more than they
+save (batch 1: 0.21 ms per step with them against 0.19 ms without)."""
+
+
 def _hop_sum(table: jax.Array, action: jax.Array) -> jax.Array:
     """``(U,)`` sums over the hops of ``table[u, action[u]]`` (``table``: ``(U, N, H)``)."""
     return jnp.sum(table[jnp.arange(table.shape[0]), action], axis=-1)
@@ -387,7 +388,8 @@ def _route_hop_sum(table: jax.Array, action: jax.Array) -> jax.Array:
     4096-env step, against 0.19 ms from a materialised table. A product with the identity at
     full precision is exact (``x * 1`` plus zeros; the entries are finite) and is not fused on
     XLA:CPU, the trick of :func:`daily_workload_profile`; it costs ``U N H^2`` multiply-adds,
-    once per call for a shared table, so a table batched with the params is left as it is.
+    once per call for a shared table, so a table batched with the params, or a batch smaller
+    than ``_SMALL_BATCH``, is left as it is (the numbers are the same either way).
     """
     return _hop_sum(table, action)
 
@@ -395,7 +397,7 @@ def _route_hop_sum(table: jax.Array, action: jax.Array) -> jax.Array:
 @_route_hop_sum.def_vmap
 def _route_hop_sum_batch(axis_size, in_batched, table, action):
     table_batched, action_batched = in_batched
-    if not table_batched:
+    if not table_batched and axis_size >= _SMALL_BATCH:
         eye = jnp.eye(table.shape[-1], dtype=table.dtype)
         table = jnp.matmul(table, eye, precision=jax.lax.Precision.HIGHEST)
     out = jax.vmap(_hop_sum, in_axes=(0 if table_batched else None, 0 if action_batched else None),
@@ -406,12 +408,13 @@ def _route_hop_sum_batch(axis_size, in_batched, table, action):
 def _shift_or_rebuild(env: GreenCPN):
     """``(cached, cache_index, index, row, params) -> demand window at series index index + 1``.
 
-    ``cached`` ``(W, N)`` is the demand window at series index ``cache_index``; when that is
-    ``index`` (the slot just played) the result is ``cached`` shifted up one row with ``row``
-    ``(1, N)`` appended, otherwise the window is rebuilt from the series. Under ``vmap`` one
-    ``lax.cond`` over the batch decides (shift every window, or rebuild every window: both give
-    the numbers of the series), so the fast path costs no per-env select. Built at each trace,
-    like ``Environment.step``'s rule.
+    ``cached`` ``(W, N)`` is the demand window at series index ``cache_index``. Under ``vmap``
+    of at least ``_SMALL_BATCH`` envs, when that is ``index`` (the slot just played) for every env
+    the result is ``cached`` shifted up one row with ``row`` ``(1, N)`` appended, otherwise every
+    window is rebuilt from the series: one ``lax.cond`` over the batch decides (both give the
+    numbers of the series), so the fast path costs no per-env select. One env, and a small batch
+    (dispatch-bound: a cond costs more than the window saves), always rebuild. Built at each
+    trace, like ``Environment.step``'s rule.
     """
     def shift(cached, row):
         return jnp.concatenate([cached[1:], row])
@@ -421,15 +424,16 @@ def _shift_or_rebuild(env: GreenCPN):
 
     @custom_vmap
     def window(cached, cache_index, index, row, params):
-        return jax.lax.cond(cache_index == index, lambda: shift(cached, row), lambda: rebuild(index, params))
+        return rebuild(index, params)
 
     @window.def_vmap
     def window_batch(axis_size, in_batched, cached, cache_index, index, row, params):
         axes = [jax.tree.map(lambda batched: 0 if batched else None, flags) for flags in in_batched]
-        fresh = jnp.all(cache_index == index)
         shifted = lambda: jax.vmap(shift, in_axes=(axes[0], axes[3]), axis_size=axis_size)(cached, row)  # noqa: E731
         rebuilt = lambda: jax.vmap(rebuild, in_axes=(axes[2], axes[4]), axis_size=axis_size)(index, params)  # noqa: E731
-        return jax.lax.cond(fresh, shifted, rebuilt), True
+        if axis_size < _SMALL_BATCH:
+            return rebuilt(), True
+        return jax.lax.cond(jnp.all(cache_index == index), shifted, rebuilt), True
 
     return window
 

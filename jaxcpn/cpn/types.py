@@ -234,11 +234,12 @@ class CPNState:
 
     The exogenous series (price, hydro, workload shocks) stay in the params. ``GreenCPN.get_obs``
     always builds the observation from the series at ``start + time``; only ``step_env`` uses the
-    cache: when ``window_index == start + time`` it shifts the cached demand window by one slot
-    and computes the new slot's row alone, otherwise (a fresh episode, a state moved with
-    ``replace(time=...)``) it builds the window from the series. Both give the numbers of the
-    series bit for bit, so a state can be moved in time freely; only a state stepped with params
-    other than those of its last step needs ``GreenCPN.clear_window_cache`` first.
+    cache: when ``window_index == start + time`` (in a batch of at least 16 envs, for every env)
+    it shifts the cached demand window by one slot and computes the new slot's row alone;
+    otherwise (a fresh episode, a state moved with ``replace(time=...)``, one env) it builds the
+    window from the series. Both give the numbers of the series bit for bit, so a state can be
+    moved in time freely; only a state stepped with params other than those of its last step
+    needs ``GreenCPN.clear_window_cache`` first.
     """
 
     time: jax.Array
