@@ -1,7 +1,7 @@
 """The CPN step's incremental observation: ``step_env`` shifts the state's cached demand window by one
 slot and computes the new slot's row alone; its observations are ``get_obs`` of the next state (built
-from the series) bit for bit, over episodes with auto-resets, with the cache stale or absent, and under
-nested ``vmap``s."""
+from the series) bit for bit, over episodes with auto-resets and with the cache stale or absent (within
+float32 rounding under nested ``vmap``s, as the uncached fields)."""
 
 import chex
 import jax
