@@ -67,6 +67,35 @@ def vmapped_steps_per_second(env, params, actions: jax.Array, repeats: int) -> f
     return batch * steps_per_call / time_calls(run, repeats=repeats, warmup=1)
 
 
+def rollout_steps_per_second(env, params, actions: jax.Array, repeats: int) -> float:
+    """Env steps/s of a rollout: one ``jit`` of ``lax.scan`` over ``vmap(env.step)`` (auto-reset included).
+
+    The scan stores what an on-policy rollout keeps (observations, rewards, done flags), the
+    PureJaxRL pattern; the infos, ``final_observation`` included, are left to XLA, which drops
+    what nothing reads. Same arguments as :func:`vmapped_steps_per_second`.
+    """
+    steps_per_call, batch = actions.shape[:2]
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    keys = jax.random.split(jax.random.PRNGKey(0), batch)
+    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+
+    @jax.jit
+    def rollout(state):
+        def one_step(state, action):
+            obs, state, reward, terminated, truncated, _ = step(keys, state, action, params)
+            return state, (obs, reward, terminated | truncated)
+
+        return jax.lax.scan(one_step, state, actions)
+
+    holder = {"state": state}
+
+    def run():
+        holder["state"], stored = rollout(holder["state"])
+        return stored
+
+    return batch * steps_per_call / time_calls(run, repeats=repeats, warmup=1)
+
+
 def gymnax_cartpole():
     """``(env, params, label)`` of gymnax's CartPole-v1, or ``(None, None, reason)`` without gymnax."""
     if importlib.util.find_spec("gymnax") is None:
@@ -106,12 +135,18 @@ def run(quick: bool = False) -> dict:
             "x_reference_uncached": rate / results["reference_uncached_steps_per_s"],
             "cartpole_steps_per_s": None,
             "of_cartpole": None,
+            "rollout_steps_per_s": rollout_steps_per_second(env, params, actions, repeats=RUNS),
+            "cartpole_rollout_steps_per_s": None,
+            "rollout_of_cartpole": None,
         }
         if cartpole is not None:
             # Measured right after the CPN rate, with the same harness, so both see the same load.
             cartpole_actions = jax.random.randint(key, (steps_per_call, batch), 0, 2)
             row["cartpole_steps_per_s"] = vmapped_steps_per_second(cartpole, cartpole_params, cartpole_actions, repeats=RUNS)
             row["of_cartpole"] = rate / row["cartpole_steps_per_s"]
+            row["cartpole_rollout_steps_per_s"] = rollout_steps_per_second(cartpole, cartpole_params, cartpole_actions,
+                                                                           repeats=RUNS)
+            row["rollout_of_cartpole"] = row["rollout_steps_per_s"] / row["cartpole_rollout_steps_per_s"]
         row["peak_rss_mib"] = peak_rss_mib()
         results["jax"][str(batch)] = row
     return results
@@ -124,15 +159,23 @@ def markdown(results: dict) -> str:
         f"{results['steps_per_call']} jitted batch steps. NumPy reference: "
         f"{results['reference_steps_per_s']:,.0f} steps/s with the episode's series cached (the fair baseline), "
         f"{results['reference_uncached_steps_per_s']:,.0f} steps/s uncached (every window rebuilt in Python each step, "
-        f"the old reference). CartPole: {results['cartpole']}.",
+        f"the old reference). CartPole: {results['cartpole']}. Step columns: one jitted batch step per "
+        f"call, every output materialised; rollout columns: one jit of a lax.scan over the steps, storing "
+        f"observations, rewards and done flags (infos left to XLA).",
         "",
-        "| batch | CPN env steps/s | x reference (cached) | x old reference (uncached) | CartPole steps/s | CPN / CartPole | process peak RSS (MiB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| batch | CPN env steps/s | x reference (cached) | x old reference (uncached) | CartPole steps/s | CPN / CartPole "
+        "| CPN rollout steps/s | CartPole rollout steps/s | CPN / CartPole (rollout) | process peak RSS (MiB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for batch, row in results["jax"].items():
         cells = [batch, f"{row['steps_per_s']:,.0f}", f"{row['x_reference']:.1f}", f"{row['x_reference_uncached']:.1f}"]
         if cartpole:
             cells += [f"{row['cartpole_steps_per_s']:,.0f}", f"{row['of_cartpole']:.3f}"]
+        else:
+            cells += ["skipped", "skipped"]
+        cells.append(f"{row['rollout_steps_per_s']:,.0f}")
+        if cartpole:
+            cells += [f"{row['cartpole_rollout_steps_per_s']:,.0f}", f"{row['rollout_of_cartpole']:.3f}"]
         else:
             cells += ["skipped", "skipped"]
         cells.append(f"{row['peak_rss_mib']:.0f}")
