@@ -85,6 +85,29 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return (cumulative[index] - cumulative[start]) / (index - start)
 
 
+def convergence_point(x: np.ndarray, curve: np.ndarray, fraction: float = 0.95, tail: float = 0.1
+                      ) -> tuple[float, float, float | None]:
+    """``(first, final, x_reached)`` of a smoothed learning curve.
+
+    ``final`` is the mean of the last ``tail`` share of the points (at least one), ``first`` the
+    first point, and ``x_reached`` the first ``x`` where the curve has covered ``fraction`` of the
+    rise from ``first`` to ``final``; ``None`` when the curve does not rise (``final <= first``).
+    A curve that reaches that level and then falls back still counts as reached there: it is a
+    reading of the curve, not a test that it has settled.
+    """
+    x, curve = np.asarray(x), np.asarray(curve, np.float64)
+    if x.shape != curve.shape or curve.ndim != 1 or curve.size == 0:
+        raise ValueError(f"x {x.shape} and curve {curve.shape} must be the same non-empty 1-D shape")
+    if not 0.0 < fraction <= 1.0 or not 0.0 < tail <= 1.0:
+        raise ValueError(f"fraction={fraction} and tail={tail} must be in (0, 1]")
+    first = float(curve[0])
+    final = float(curve[-max(1, round(tail * curve.size)):].mean())
+    if final <= first:
+        return first, final, None
+    reached = np.flatnonzero(curve >= first + fraction * (final - first))
+    return first, final, float(x[reached[0]])
+
+
 def mean_band(ax, x, values: np.ndarray, label: str, band: str = "std", **style) -> None:
     """Plots the mean over axis 0 of ``values`` ``(S, X)`` with a band (``std`` or ``minmax``)."""
     values = np.asarray(values, np.float64)

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from agents import outputs
 from conftest import subprocess_env  # LLVM optimisation off and the shared cache: this test is compile-bound
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +67,14 @@ def test_quick_run_writes_every_figure(quick_run):
     assert_finite(rows, ("reward", "reward_smoothed"))
     first = [r for r in rows if r["panel"] == "cells" and r["seed"] == "0"]
     assert float(first[0]["reward_smoothed"]) == pytest.approx(float(first[0]["reward"]), rel=1e-5)
+    # ... and where each curve (seeds and their mean) covers 95% of its rise
+    header, summary = read_rows(out / "ttosc_fig4_convergence_episodes.csv")
+    assert header == ["panel", "num_cells", "num_services", "seed", "first_smoothed", "final_smoothed",
+                      "episodes_to_95pct_of_rise"]
+    assert [r["seed"] for r in summary] == ["0", "1", "mean"] * 2
+    for r in summary:
+        rose = float(r["final_smoothed"]) > float(r["first_smoothed"])
+        assert (r["episodes_to_95pct_of_rise"] in ("2", "4", "2.0", "4.0")) if rose else r["episodes_to_95pct_of_rise"] == ""
 
     # Fig. 5: one shape in both panels x methods x seeds; delays positive.
     header, rows = read_rows(out / "ttosc_fig5_delay.csv")
@@ -137,6 +148,19 @@ def test_episode_count_must_divide_the_parallel_envs():
 
     with pytest.raises(ValueError, match="--num-episodes=3 is invalid"):
         figures.resolve_scale(figures.parse_config(["--quick", "--num-episodes", "3"]))
+
+
+def test_convergence_point_reads_the_rise_of_a_curve():
+    x = np.arange(1, 11) * 4
+    curve = np.array([0.0, 5, 8, 9.5, 9.6, 10, 10, 10, 10, 10])
+    assert outputs.convergence_point(x, curve) == (0.0, 10.0, 16.0)  # 9.5 >= 0.95 * 10 first at the 4th point
+    assert outputs.convergence_point(x, curve, fraction=0.5) == (0.0, 10.0, 8.0)
+    assert outputs.convergence_point(x, curve[::-1])[2] is None  # a falling curve has no rise to cover
+    assert outputs.convergence_point(x[:1], curve[:1]) == (0.0, 0.0, None)
+    with pytest.raises(ValueError, match="same non-empty 1-D shape"):
+        outputs.convergence_point(x, curve[:3])
+    with pytest.raises(ValueError, match="fraction=0"):
+        outputs.convergence_point(x, curve, fraction=0)
 
 
 def test_a_rerun_loads_the_saved_agents_instead_of_training(tmp_path, monkeypatch):

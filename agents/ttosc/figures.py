@@ -11,7 +11,9 @@ default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is writte
 
 - ``4``: convergence of the multi-agent DDQN (smoothed average frame reward per episode) for
   several numbers of cells M (at the middle K) and of services K (at the middle M), mean over
-  seeds and min-max band: ``ttosc_fig4_convergence.csv/png``.
+  seeds and min-max band: ``ttosc_fig4_convergence.csv/png``; the episode where each curve
+  covers 95% of its rise (:func:`agents.outputs.convergence_point`):
+  ``ttosc_fig4_convergence_episodes.csv``.
 - ``5``: average processing delay vs M and vs K of TTOSC, Greedy, DDPG, Popularity, Random and
   the clairvoyant swap search (Clairvoyant), reusing the DDQN agents of Fig. 4 (same shapes):
   ``ttosc_fig5_delay.csv/png``.
@@ -640,6 +642,20 @@ class Reproduction:
         write_table(out / "ttosc_fig4_convergence.csv",
                   ["panel", "num_cells", "num_services", "seed", "episode", "reward", "reward_smoothed"], rows,
                   self.written)
+        # Where each curve (every seed, and their mean) covers 95% of its rise: the paper's
+        # "converges after about N episodes", read off the curve the same way for every shape.
+        summary = []
+        for panel, shapes in panels.items():
+            for cells, services in shapes:
+                smoothed = np.stack([smooth(r, scale.smoothing_window)
+                                     for r in self.trained[(cells, services)].episode_reward])
+                x = (np.arange(smoothed.shape[1]) + 1) * per_point
+                for seed, curve in [*enumerate(smoothed), ("mean", smoothed.mean(0))]:
+                    first, final, reached = outputs.convergence_point(x, curve)
+                    summary.append([panel, cells, services, seed, first, final, "" if reached is None else reached])
+        write_table(out / "ttosc_fig4_convergence_episodes.csv",
+                    ["panel", "num_cells", "num_services", "seed", "first_smoothed", "final_smoothed",
+                     "episodes_to_95pct_of_rise"], summary, self.written)
         plt = outputs.pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for ax, (panel, shapes) in zip(axes, panels.items()):
