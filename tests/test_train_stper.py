@@ -106,9 +106,10 @@ def test_training_vmapped_over_instances_equals_separate_trainers():
 
 def test_summary_has_the_bound_above_every_policy(tmp_path):
     """A whole tiny run: the summary table and JSON carry the conflict-free bound and each share of it."""
+    # tests/test_kill_resume.py's run: the same programs, compiled once for both (the compilation cache)
     tiny = ["--variant", "stper-m", "--num-nodes", "4", "--num-users", "4", "--window", "6", "--episode-length", "6",
-            "--num-envs", "8", "--num-steps", "6", "--num-updates", "2", "--num-minibatches", "2",
-            "--fusion-hidden", "16", "--head-hidden", "16", "--chunk-updates", "2", "--eval-episodes", "2"]
+            "--num-envs", "8", "--num-steps", "6", "--num-updates", "8", "--num-minibatches", "2",
+            "--fusion-hidden", "16", "--head-hidden", "16", "--chunk-updates", "2", "--eval-episodes", "1"]
     assert train_stper.main(tiny + ["--run-dir", str(tmp_path / "run")]) == 0
     results = json.loads((tmp_path / "run" / "summary.json").read_text())["results"]
     assert set(results) == {"stper-m", "random", "greedy", "coord-ascent", "bound"}
