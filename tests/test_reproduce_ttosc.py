@@ -16,8 +16,8 @@ from conftest import subprocess_env  # LLVM optimisation off and the shared cach
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "reproduce_ttosc.py"
-METHODS = ("TTOSC", "Popularity")
-# One shape (M = 2, K = 3), two methods, two seeds, two points per Fig. 6 panel: the run is
+METHODS = ("TTOSC", "Popularity", "Bound")
+# One shape (M = 2, K = 3), two methods and the lower bound, two seeds, two points per Fig. 6 panel: the run is
 # dominated by XLA compilation, so the subprocess compiles with LLVM optimisation off.
 ARGS = ["--quick", "--cells", "2", "--services", "3", "--methods", *METHODS, "--num-seeds", "2",
         "--fig6-points", "2"]
@@ -37,6 +37,15 @@ def assert_finite(rows: list[dict], columns: tuple[str, ...]) -> None:
 
 # One xdist worker runs the module (--dist loadgroup, pyproject.toml): its fixture is built once.
 pytestmark = pytest.mark.xdist_group("reproduce-ttosc")
+
+
+def assert_bound_below_every_method(rows: list[dict], point: tuple[str, ...]) -> None:
+    """At every point and seed, the lower bound (same episodes) is below every method's delay."""
+    bound = {tuple(r[k] for k in point): float(r["mean_delay_s"]) for r in rows if r["method"] == "Bound"}
+    others = [r for r in rows if r["method"] != "Bound"]
+    assert bound and others and len(bound) * (len(METHODS) - 1) == len(others)
+    for r in others:
+        assert bound[tuple(r[k] for k in point)] <= float(r["mean_delay_s"]) * (1 + 1e-6), r
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +94,7 @@ def test_quick_run_writes_every_figure(quick_run):
     assert {r["x"] for r in rows if r["panel"] == "services"} == {"3"}
     assert_finite(rows, ("mean_delay_s",))
     assert all(float(r["mean_delay_s"]) > 0 for r in rows)
+    assert_bound_below_every_method(rows, ("panel", "x", "seed"))
 
     # Fig. 6: the requested x values of the quick scale's first two points per panel.
     header, rows = read_rows(out / "ttosc_fig6_delay.csv")
@@ -98,6 +108,7 @@ def test_quick_run_writes_every_figure(quick_run):
     assert {r["train_s"] for r in rows} == {""}  # not trained per point
     assert_finite(rows, ("x", "mean_delay_s"))
     assert all(float(r["mean_delay_s"]) > 0 for r in rows)
+    assert_bound_below_every_method(rows, ("panel", "x", "seed"))
     # More ES CPU can only shorten the ES compute delays of the same deployments (Popularity,
     # same episodes): eq. (4)'s c_k L / F_{n,k} falls with F, the cloud term is unchanged.
     popularity = {(float(r["x"]), r["seed"]): float(r["mean_delay_s"]) for r in rows

@@ -313,6 +313,10 @@ def measure_gaps(config=None, seed: int = 0, num_envs: int = 4, num_frames: int 
     return table
 
 
+# The params and the key are arguments: one compilation per env (and policy, shape), not per instance or seed.
+_jitted_frame_outcomes = jax.jit(frame_outcomes, static_argnums=(0, 2, 4, 5))
+
+
 def evaluation_lower_bound(env: TwoTimescaleMEC, params: MECParams, key: jax.Array, num_envs: int,
                            num_frames: int) -> float:
     """Lower bound on the task-weighted mean delay of the frames ``baselines.evaluate_policy`` plays.
@@ -326,8 +330,7 @@ def evaluation_lower_bound(env: TwoTimescaleMEC, params: MECParams, key: jax.Arr
     from agents.ttosc import baselines as mb
 
     # (valid with switching costs too: downloads only add non-negative waits)
-    out = jax.device_get(jax.jit(lambda k: frame_outcomes(env, params, mb.popularity_policy, k, num_envs,
-                                                          num_frames))(key))
+    out = jax.device_get(_jitted_frame_outcomes(env, params, mb.popularity_policy, key, num_envs, num_frames))
     arrivals = np.asarray(out["arrivals"]).reshape((-1,) + out["arrivals"].shape[2:])
     tasks = np.asarray(out["tasks"], np.float64).reshape(-1)
     bounds = np.array([frame_delay_lower_bound(a, params, "task") for a in arrivals])

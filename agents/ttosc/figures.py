@@ -14,9 +14,10 @@ default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is writte
   seeds and min-max band: ``ttosc_fig4_convergence.csv/png``; the episode where each curve
   covers 95% of its rise (:func:`agents.outputs.convergence_point`):
   ``ttosc_fig4_convergence_episodes.csv``.
-- ``5``: average processing delay vs M and vs K of TTOSC, Greedy, DDPG, Popularity, Random and
-  the clairvoyant swap search (Clairvoyant), reusing the DDQN agents of Fig. 4 (same shapes):
-  ``ttosc_fig5_delay.csv/png``.
+- ``5``: average processing delay vs M and vs K of TTOSC, Greedy, DDPG, Popularity, Random,
+  the clairvoyant swap search (Clairvoyant) and the lower bound on the same episodes (Bound,
+  the convex relaxation of :func:`agents.ttosc.bounds.evaluation_lower_bound`), reusing the
+  DDQN agents of Fig. 4 (same shapes): ``ttosc_fig5_delay.csv/png``.
 - ``6``: delay vs Zipf exponent, average users per cell, ES CPU and ES storage at the middle
   shape. All points of the four panels are one batch of ``MECParams`` (the swept leaves differ,
   the rest is the default instance), so each method is one compiled program ``vmap``ped over
@@ -61,6 +62,7 @@ from agents.outputs import smooth
 from agents.seeds import seed_keys
 from agents.ttosc import baselines as mb
 from agents.ttosc.ddpg import DDPGConfig, ddpg_env, ddpg_policy, make_ddpg_trainer
+from agents.ttosc.bounds import evaluation_lower_bound
 from agents.ttosc.ddqn import DDQNConfig, RunnerState, ddqn_policy, make_network, make_trainer
 from agents.ttosc.train import decision_times
 from jaxcpn.mec.env import TwoTimescaleMEC
@@ -68,7 +70,9 @@ from jaxcpn.mec.generator import generate_params
 from jaxcpn.mec.types import MECConfig, MECParams
 
 FIGURES = ("4", "5", "6", "runtime")
-METHODS = ("TTOSC", "Greedy", "DDPG", "Popularity", "Random", "Clairvoyant")
+METHODS = ("TTOSC", "Greedy", "DDPG", "Popularity", "Random", "Clairvoyant", "Bound")
+"""Figs. 5-6 methods; ``Bound`` is :func:`agents.ttosc.bounds.evaluation_lower_bound` on the same
+episodes (a lower bound on every method's delay; one convex program per frame, on the host)."""
 PAPER_MS = {"small_timescale": 7.21, "large_timescale": 19.39}
 FIG6_PANELS = ("zipf_exponent", "users_per_cell", "es_cpu_ghz", "storage_units")
 FIG6_LABELS = {"zipf_exponent": "Zipf exponent", "users_per_cell": "average users per cell",
@@ -424,6 +428,14 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
     dummy = jnp.arange(scale.num_seeds)
     results = {}
     for name in methods:
+        if name == "Bound":  # CVXPY on the host: points x seeds, each over the seed's own frames
+            points = jax.tree.leaves(params)[0].shape[0]
+            results[name] = np.array([[evaluation_lower_bound(env, jax.tree.map(lambda x: x[i], params), key,
+                                                              scale.eval_envs, scale.eval_frames) for key in keys]
+                                      for i in range(points)], np.float64)
+            if progress is not None:
+                progress(name)
+            continue
         learned = name in ("TTOSC", "DDPG")
         per_seed = {"TTOSC": agents, "DDPG": actor_params}.get(name, dummy)
         outer_axis = 0 if (learned and per_point_agents) else None
@@ -710,7 +722,7 @@ class Reproduction:
             for method in methods:
                 values = np.stack([self.fig5[s][method][0] for s in panel_shapes])  # (X, S)
                 ax.errorbar(xs, values.mean(1), yerr=values.std(1), marker="o", capsize=3, label=method,
-                            ls="--" if method in ("Clairvoyant", "Random") else "-")
+                            ls=":" if method == "Bound" else "--" if method in ("Clairvoyant", "Random") else "-")
             fixed = f"K = {scale.default_services}" if panel == "cells" else f"M = {scale.default_cells}"
             ax.set_title(f"({'a' if panel == 'cells' else 'b'}) vs number of {panel}, {fixed}")
             ax.set_xlabel(f"number of {panel}")
@@ -793,7 +805,7 @@ class Reproduction:
             for method in methods:
                 values = results[method][index]  # (X, S)
                 ax.errorbar(xs, values.mean(1), yerr=values.std(1), marker="o", capsize=3, label=method,
-                            ls="--" if method in ("Clairvoyant", "Random") else "-")
+                            ls=":" if method == "Bound" else "--" if method in ("Clairvoyant", "Random") else "-")
             ax.set_xlabel(FIG6_LABELS[panel])
             ax.set_ylabel("average processing delay (s)")
             ax.legend(fontsize=7)
