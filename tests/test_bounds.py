@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from agents.stper import bounds as cpn_bounds
-from agents.stper.baselines import cpn_greedy
 from agents.ttosc import baselines as mb
 from agents.ttosc import bounds as mec_bounds
 from jaxcpn.cpn import CPNConfig, GreenCPN, generate_instance, validate_params
