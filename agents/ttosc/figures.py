@@ -642,15 +642,20 @@ class Reproduction:
             trained = self.agents(shape)
             tqdm.write(f"  M={shape[0]} K={shape[1]}: {trained.seconds:.0f} s, last smoothed reward "
                        f"{np.mean([smooth(r, scale.smoothing_window)[-1] for r in trained.episode_reward]):.3f}")
-        rows = []
         per_point = scale.ddqn.num_envs
+        # Each shape's smoothed curves (S, X) and their x (episodes), computed once for the table,
+        # the convergence readings and the plot.
+        curves = {}
+        for shape in all_shapes(scale):
+            smoothed = np.stack([smooth(r, scale.smoothing_window) for r in self.trained[shape].episode_reward])
+            curves[shape] = (np.arange(1, smoothed.shape[1] + 1) * per_point, smoothed)
+        rows = []
         for panel, shapes in panels.items():
             for cells, services in shapes:
-                rewards = self.trained[(cells, services)].episode_reward
-                for seed, curve in enumerate(rewards):
-                    smoothed = smooth(curve, scale.smoothing_window)
-                    for i, (raw, value) in enumerate(zip(curve, smoothed)):
-                        rows.append([panel, cells, services, seed, (i + 1) * per_point, float(raw), float(value)])
+                x, smoothed = curves[(cells, services)]
+                for seed, curve in enumerate(self.trained[(cells, services)].episode_reward):
+                    for episode, raw, value in zip(x, curve, smoothed[seed]):
+                        rows.append([panel, cells, services, seed, int(episode), float(raw), float(value)])
         write_table(out / "ttosc_fig4_convergence.csv",
                   ["panel", "num_cells", "num_services", "seed", "episode", "reward", "reward_smoothed"], rows,
                   self.written)
@@ -659,9 +664,7 @@ class Reproduction:
         summary = []
         for panel, shapes in panels.items():
             for cells, services in shapes:
-                smoothed = np.stack([smooth(r, scale.smoothing_window)
-                                     for r in self.trained[(cells, services)].episode_reward])
-                x = (np.arange(smoothed.shape[1]) + 1) * per_point
+                x, smoothed = curves[(cells, services)]
                 for seed, curve in [*enumerate(smoothed), ("mean", smoothed.mean(0))]:
                     first, final, reached = outputs.convergence_point(x, curve)
                     summary.append([panel, cells, services, seed, first, final, "" if reached is None else reached])
@@ -672,9 +675,7 @@ class Reproduction:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for ax, (panel, shapes) in zip(axes, panels.items()):
             for cells, services in shapes:
-                rewards = self.trained[(cells, services)].episode_reward
-                smoothed = np.stack([smooth(r, scale.smoothing_window) for r in rewards])
-                x = (np.arange(smoothed.shape[1]) + 1) * per_point
+                x, smoothed = curves[(cells, services)]
                 label = f"M = {cells}" if panel == "cells" else f"K = {services}"
                 line, = ax.plot(x, smoothed.mean(0), lw=2, label=label)
                 ax.fill_between(x, smoothed.min(0), smoothed.max(0), color=line.get_color(), alpha=0.2)

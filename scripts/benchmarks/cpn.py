@@ -51,10 +51,9 @@ def vmapped_steps_per_second(env, params, actions: jax.Array, repeats: int) -> f
             step are materialised as a training loop would see them.
         repeats: timed calls; the median is reported (one warm-up call first, compilation).
     """
-    steps_per_call, batch = actions.shape[:2]
+    steps_per_call = actions.shape[0]
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
-    keys = jax.random.split(jax.random.PRNGKey(0), batch)
-    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    keys, state = batch_start(env, params, actions.shape[1])
     holder = {"state": state}
 
     def run():
@@ -64,7 +63,14 @@ def vmapped_steps_per_second(env, params, actions: jax.Array, repeats: int) -> f
         holder["state"] = state
         return reward
 
-    return batch * steps_per_call / time_calls(run, repeats=repeats, warmup=1)
+    return actions.shape[1] * steps_per_call / time_calls(run, repeats=repeats, warmup=1)
+
+
+def batch_start(env, params, batch: int) -> tuple[jax.Array, object]:
+    """``(keys, state)``: the per-env keys both harnesses step with, and the batch's reset state."""
+    keys = jax.random.split(jax.random.PRNGKey(0), batch)
+    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    return keys, state
 
 
 def rollout_steps_per_second(env, params, actions: jax.Array, repeats: int) -> float:
@@ -76,8 +82,7 @@ def rollout_steps_per_second(env, params, actions: jax.Array, repeats: int) -> f
     """
     steps_per_call, batch = actions.shape[:2]
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    keys = jax.random.split(jax.random.PRNGKey(0), batch)
-    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    keys, state = batch_start(env, params, batch)
 
     @jax.jit
     def rollout(state):
