@@ -478,6 +478,43 @@ FIG6_UNIT_FORMAT = 1
 """Version of what a saved Fig. 6 point unit holds (one agent's parameters of every seed and ``seconds``)."""
 
 
+def read_fig5(path: Path) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    """Fig. 5's results from its CSV (``ttosc_fig5_delay.csv``): ``{(M, K): {method: (1, seeds)}}``,
+    as :meth:`Reproduction.figure5` holds them (a shape in both panels is read once)."""
+    import csv
+
+    values: dict[tuple[int, int], dict[str, dict[int, float]]] = {}
+    with Path(path).open() as f:
+        for row in csv.DictReader(f):
+            shape = (int(row["num_cells"]), int(row["num_services"]))
+            values.setdefault(shape, {}).setdefault(row["method"], {})[int(row["seed"])] = float(row["mean_delay_s"])
+    return {shape: {m: np.array([[v[s] for s in sorted(v)]]) for m, v in per.items()} for shape, per in values.items()}
+
+
+def plot_fig5(fig5: dict[tuple[int, int], dict[str, np.ndarray]], scale: Scale, methods: Sequence[str],
+              path: Path, written: list[Path] | None = None) -> Path:
+    """Fig. 5's two panels (delay vs M at the middle K, vs K at the middle M) from ``fig5``
+    (``{(M, K): {method: (1, seeds)}}``, as :func:`read_fig5` returns); mean +/- std over seeds."""
+    plt = outputs.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (panel, panel_shapes) in zip(axes, shape_panels(scale).items()):
+        xs = [s[0] if panel == "cells" else s[1] for s in panel_shapes]
+        for method in methods:
+            values = np.stack([fig5[s][method][0] for s in panel_shapes])  # (X, S)
+            ax.errorbar(xs, values.mean(1), yerr=values.std(1), marker="o", capsize=3, label=method,
+                        ls=":" if method == "Bound" else "--" if method in ("Clairvoyant", "Random") else "-")
+        fixed = f"K = {scale.default_services}" if panel == "cells" else f"M = {scale.default_cells}"
+        ax.set_title(f"({'a' if panel == 'cells' else 'b'}) vs number of {panel}, {fixed}")
+        ax.set_xlabel(f"number of {panel}")
+        ax.set_ylabel("average processing delay (s)")
+        ax.set_xticks(xs)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"TTOSC Fig. 5: mean +/- std over {scale.num_seeds} seeds ({scale.eval_envs} episodes x "
+                 f"{scale.eval_frames} frames each); DDQN {scale.ddqn.num_episodes} episodes, "
+                 f"DDPG {scale.ddpg.num_episodes}", fontsize=9)
+    return outputs.save_figure(fig, path, written=written)
+
+
 def instance_digest(params: MECParams) -> str:
     """SHA-256 of one instance's leaves (their paths, dtypes, shapes and bytes): the instance in a fingerprint."""
     digest = hashlib.sha256()
@@ -716,24 +753,7 @@ class Reproduction:
                         rows.append([panel, cells, services, x, method, seed, float(value)])
         write_table(out / "ttosc_fig5_delay.csv",
                   ["panel", "num_cells", "num_services", "x", "method", "seed", "mean_delay_s"], rows, written=self.written)
-        plt = outputs.pyplot()
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, (panel, panel_shapes) in zip(axes, shape_panels(scale).items()):
-            xs = [s[0] if panel == "cells" else s[1] for s in panel_shapes]
-            for method in methods:
-                values = np.stack([self.fig5[s][method][0] for s in panel_shapes])  # (X, S)
-                ax.errorbar(xs, values.mean(1), yerr=values.std(1), marker="o", capsize=3, label=method,
-                            ls=":" if method == "Bound" else "--" if method in ("Clairvoyant", "Random") else "-")
-            fixed = f"K = {scale.default_services}" if panel == "cells" else f"M = {scale.default_cells}"
-            ax.set_title(f"({'a' if panel == 'cells' else 'b'}) vs number of {panel}, {fixed}")
-            ax.set_xlabel(f"number of {panel}")
-            ax.set_ylabel("average processing delay (s)")
-            ax.set_xticks(xs)
-            ax.legend(fontsize=8)
-        fig.suptitle(f"TTOSC Fig. 5: mean +/- std over {scale.num_seeds} seeds ({scale.eval_envs} episodes x "
-                     f"{scale.eval_frames} frames each); DDQN {scale.ddqn.num_episodes} episodes, "
-                     f"DDPG {scale.ddpg.num_episodes}", fontsize=9)
-        outputs.save_figure(fig, out / "ttosc_fig5_delay.png", written=self.written)
+        plot_fig5(self.fig5, scale, methods, out / "ttosc_fig5_delay.png", written=self.written)
 
     # ------------------------------------------------------------------ Fig. 6
 
