@@ -63,6 +63,15 @@ def restore_checkpoint(directory: str | Path, target: Any, step: int | None = No
     return restored, int(step)
 
 
+def delete_steps_after(directory: str | Path, step: int) -> None:
+    """Deletes the checkpoints under ``directory`` saved after ``step`` (a run resuming at ``step``
+    saves those steps again)."""
+    manager = checkpoint_manager(directory, max_to_keep=None)
+    for later in [s for s in manager.all_steps() if s > step]:
+        manager.delete(later)
+    manager.close()
+
+
 def truncate_metrics(path: str | Path, last_step: int) -> None:
     """Drops metrics-CSV rows whose first column (the step) is after ``last_step``.
 

@@ -28,8 +28,9 @@ Every sweep point is its own training run (as in the paper): the runs of one var
 sweep points x all seeds, are ONE compiled program, a ``vmap`` over instances (params batched
 with :func:`jaxcpn.sweep.stack_sweep`) of a ``vmap`` over seeds of the PPO trainer, run in
 chunks for the progress bar. Every finished (sweep, variant) unit is saved to ``--run-dir``
-as ``.npz``; a rerun with the same settings loads it instead of training again, so an
-interrupted reproduction resumes at the unit it was in.
+as ``.npz``; a rerun with the same settings loads it instead of training again. A unit in
+progress is checkpointed after every chunk (``--run-dir``/partial, removed when the unit is saved),
+so an interrupted reproduction resumes at the last chunk of the unit it was in.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -47,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents import outputs
+from agents.checkpoint import delete_steps_after, restore_checkpoint, save_checkpoint
 from agents.checks import require_positive
 from agents.cli import parse_with_presets
 from agents.outputs import write_csv
@@ -63,6 +66,8 @@ LABELS = {"stper": "STPer", "stper-l": "STPer-L", "stper-m": "STPer-M", "random"
 STYLES = {"random": dict(color="tab:gray", ls=":"), "greedy": dict(color="tab:olive", ls="--"),
           "coord-ascent": dict(color="black", ls="-."), "bound": dict(color="tab:red", ls=(0, (1, 1)), lw=1.2)}
 EVAL_METRICS = ("slot_profit", "mean_delay", "miss_rate")
+CURVES = ("episode_return", "explained_variance")
+"""Training curves of a unit, one value per update (the last axis)."""
 UNIT_FORMAT = 4
 """Version of what a saved unit means, in its fingerprint: a unit saved by code whose methods have
 since changed (2: the paper's Random with random routes, the learned adjacency; 3: the bound; 4: "coord-ascent", was "oracle") is recomputed."""
@@ -249,19 +254,50 @@ class Runner:
         keys = seed_keys(config.seed, config.num_seeds)
         init, _ = self._train_programs(variant, config.chunk_updates)
         runner = init(keys, params)
-        chunks, done = [], 0
+        # A unit in progress is checkpointed after every chunk (its runner with Orbax, its curves so
+        # far beside it), so an interrupted unit resumes at its last chunk, not from the start.
+        partial = self.run_dir / "partial" / f"{sweep.name}-{variant}-{fingerprint}"
+        runner, curves, done = self._resume_partial(partial, runner)
+        if done:
+            bar.update(done)
         while done < config.num_updates:
             n = min(config.chunk_updates, config.num_updates - done)
             runner, metrics = self._train_programs(variant, n)[1](runner, params)
-            chunks.append({k: np.asarray(metrics[k]) for k in ("episode_return", "explained_variance")})
+            chunk = {k: np.asarray(metrics[k]) for k in CURVES}
+            curves = chunk if curves is None else {k: np.concatenate([curves[k], chunk[k]], axis=-1) for k in CURVES}
             done += n
+            if done < config.num_updates:
+                self._save_partial(partial, runner, curves, done)
             bar.update(n)
-            bar.set_postfix(unit=f"{sweep.name}/{variant}",
-                            ret=f"{np.nanmean(chunks[-1]['episode_return'][..., -1]):.0f}")
-        arrays = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
+            bar.set_postfix(unit=f"{sweep.name}/{variant}", ret=f"{np.nanmean(chunk['episode_return'][..., -1]):.0f}")
+        arrays = dict(curves)
         arrays.update(self.evaluate_trained(variant, runner.train_state.params, params))
         self._save(path, fingerprint, arrays)
+        shutil.rmtree(partial, ignore_errors=True)
         return arrays
+
+    @staticmethod
+    def _save_partial(partial: Path, runner, curves: dict, done: int) -> None:
+        """Checkpoints a unit after ``done`` updates: the runner as Orbax step ``done``, then the curves
+        (``curves.npz``, written last and atomically, so it never names a step that is not on disk)."""
+        save_checkpoint(partial / "runner", done, runner)
+        tmp = partial / "curves.tmp.npz"
+        np.savez(tmp, done=np.array(done), **curves)
+        tmp.replace(partial / "curves.npz")
+
+    @staticmethod
+    def _resume_partial(partial: Path, runner) -> tuple[object, dict | None, int]:
+        """``(runner, curves, updates done)`` of a checkpointed unit (``runner`` is the structure to
+        restore into), or ``(runner, None, 0)`` when there is none."""
+        if not (partial / "curves.npz").exists():   # none, or killed before its first curves were written
+            shutil.rmtree(partial, ignore_errors=True)
+            return runner, None, 0
+        with np.load(partial / "curves.npz") as data:
+            done = int(data["done"])
+            curves = {k: data[k] for k in CURVES}
+        runner, _ = restore_checkpoint(partial / "runner", runner, step=done)
+        delete_steps_after(partial / "runner", done)  # killed between a runner's save and its curves'
+        return runner, curves, done
 
     def evaluate_trained(self, variant: str, variables, params) -> dict:
         """Deterministic (argmax) policy of every point x seed on its point's instance."""
