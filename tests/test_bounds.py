@@ -123,10 +123,14 @@ def test_cpn_gap_table_reports_every_policy():
 
 
 def test_exhaustive_refuses_large_instances():
+    env = GreenCPN(CPNConfig())
+
+    def draw(key):  # the default-size instance and its first slot, traced only (shapes): nothing to compile
+        params = generate_instance(key, env.config)
+        return params, env.reset(key, params)[1]
+
+    params, state = jax.eval_shape(draw, jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="certified_slot_optimum"):
-        env = GreenCPN(CPNConfig())
-        params = generate_instance(jax.random.PRNGKey(0), env.config)
-        _, state = env.reset(jax.random.PRNGKey(0), params)
         cpn_bounds.exhaustive_slot_optimum(env, state, params)
 
 
@@ -137,16 +141,29 @@ TINY_RANGES = InstanceRanges(storage_capacity=(3, 6), users=(10, 30))
 TINY_ENV = TwoTimescaleMEC(TINY_MEC)  # one env for every test, so the jitted scorers compile once
 
 
-def _tiny_frames(num, env=None):
-    env = TINY_ENV if env is None else env
+@jax.jit
+def _first_frame(reset_key, step_key, params):
+    """A reset and the true arrivals of its first frame (one compiled program for every seed and test)."""
+    observation, state = TINY_ENV.reset(reset_key, params)
+    return observation, state, mb.true_frame_arrivals(TINY_ENV, step_key, state, params)
+
+
+def _tiny_frames(num):
     for seed in range(num):
         params = generate_params(seed, TINY_MEC, TINY_RANGES)
-        observation, state = env.reset(jax.random.PRNGKey(seed), params)
         step_key = jax.random.PRNGKey(50 + seed)
-        yield env, params, observation, state, step_key, mb.true_frame_arrivals(env, step_key, state, params)
+        observation, state, arrivals = _first_frame(jax.random.PRNGKey(seed), step_key, params)
+        yield TINY_ENV, params, observation, state, step_key, arrivals
 
 
 ORACLE = jax.jit(mb.clairvoyant_search_policy(TINY_ENV, num_rounds=2, num_proposals=4))
+# The baselines' deployments, jitted once for every seed and weighting (params are arguments).
+TINY_POLICIES = [jax.jit(mb.greedy_policy), jax.jit(mb.popularity_policy),
+                 jax.jit(mb.random_policy(TINY_MEC.max_storage_units))]
+TINY_STEP = jax.jit(TINY_ENV.step)
+# Deployments scored per call by the exhaustive search: at most the 20 feasible ones of the smallest seed, so the
+# batch shape (and its compiled scorer) is the same for every seed (100, 36 and 20 feasible deployments).
+CLAIRVOYANT_BATCH = 20
 
 
 def test_feasible_deployments_are_all_and_only_the_feasible_ones():
@@ -161,11 +178,11 @@ def test_feasible_deployments_are_all_and_only_the_feasible_ones():
 
 def test_clairvoyant_is_the_best_deployment_and_the_env_agrees():
     for env, params, _, state, step_key, arrivals in _tiny_frames(2):
-        result = mec_bounds.clairvoyant_deployment(env, arrivals, params)
+        result = mec_bounds.clairvoyant_deployment(env, arrivals, params, batch_size=CLAIRVOYANT_BATCH)
         assert result.delay == pytest.approx(float(np.min(result.delays)))
         check_deployment(result.deployment, params)
         # the environment, stepped with that deployment and the same key, reports the same frame delay
-        _, _, _, _, _, info = jax.jit(env.step)(step_key, state, jnp.asarray(result.deployment), params)
+        _, _, _, _, _, info = TINY_STEP(step_key, state, jnp.asarray(result.deployment), params)
         assert float(info["mean_delay"]) == pytest.approx(result.delay, rel=1e-4)
 
 
@@ -177,8 +194,8 @@ def test_mec_lower_bound_is_never_above_any_deployment(weighting):
     ratios = []
     env = TINY_ENV
     score = jax.jit(lambda a, x, p: mec_bounds.frame_mean_delay(env, a, x, p, weighting))
-    for _, params, observation, state, step_key, arrivals in _tiny_frames(3, env):
-        exact = mec_bounds.clairvoyant_deployment(env, arrivals, params, weighting)
+    for _, params, observation, state, step_key, arrivals in _tiny_frames(3):
+        exact = mec_bounds.clairvoyant_deployment(env, arrivals, params, weighting, batch_size=CLAIRVOYANT_BATCH)
         relaxed = mec_bounds.frame_delay_lower_bound(arrivals, params, weighting)
         weight = mec_bounds.slot_weights(arrivals, weighting)
         get = lambda a: np.asarray(a)  # noqa: E731
@@ -188,11 +205,11 @@ def test_mec_lower_bound_is_never_above_any_deployment(weighting):
         assert relaxed <= milp + tol
         assert milp <= exact.delay + tol
         assert np.all(relaxed <= exact.delays + tol)
-        policies = [mb.greedy_policy, mb.popularity_policy, mb.random_policy(TINY_MEC.max_storage_units)]
+        policies = list(TINY_POLICIES)
         if weighting == "task":  # the swap search once: it compiles slowly
             policies.append(ORACLE)
         for policy in policies:
-            deployment = (policy if policy is ORACLE else jax.jit(policy))(step_key, observation, state, params)
+            deployment = policy(step_key, observation, state, params)
             delay = float(score(arrivals, deployment, params))
             assert exact.delay <= delay + tol
             assert relaxed <= delay + tol
@@ -206,16 +223,22 @@ def test_mec_lower_bound_below_baselines_at_a_small_default_like_instance():
     env = TwoTimescaleMEC(config)
     greedy_env = TwoTimescaleMEC(config, schedule_fn=mb.greedy_schedule)
     params = generate_params(1, config, InstanceRanges(storage_capacity=(6, 10)))
-    observation, state = env.reset(jax.random.PRNGKey(0), params)
-    step_key = jax.random.PRNGKey(9)
-    arrivals = mb.true_frame_arrivals(env, step_key, state, params)
+
+    @jax.jit  # the whole frame in one compiled program: the same calls as eagerly, compiled once
+    def play(reset_key, step_key, random_keys):
+        observation, state = env.reset(reset_key, params)
+        arrivals = mb.true_frame_arrivals(env, step_key, state, params)
+        _, _, _, _, _, info = greedy_env.step(step_key, state, mb.greedy_policy(step_key, observation, state, params),
+                                              params)
+        random = jax.vmap(lambda k: mb.random_policy(config.max_storage_units)(k, observation, state, params))(
+            random_keys)
+        delays = jax.vmap(lambda x: mec_bounds.frame_mean_delay(env, arrivals, x, params))(random)
+        return arrivals, info["mean_delay"], delays
+
+    arrivals, greedy_delay, delays = play(jax.random.PRNGKey(0), jax.random.PRNGKey(9),
+                                          jax.random.split(jax.random.PRNGKey(3), 8))
     bound = mec_bounds.frame_delay_lower_bound(arrivals, params)
-    _, _, _, _, _, info = greedy_env.step(step_key, state, mb.greedy_policy(step_key, observation, state, params),
-                                          params)
-    assert bound <= float(info["mean_delay"])
-    random = jax.vmap(lambda k: mb.random_policy(config.max_storage_units)(k, observation, state, params))(
-        jax.random.split(jax.random.PRNGKey(3), 8))
-    delays = jax.jit(jax.vmap(lambda x: mec_bounds.frame_mean_delay(env, arrivals, x, params)))(random)
+    assert bound <= float(greedy_delay)
     assert bound <= float(jnp.min(delays))
     assert bound > 0.0
 
@@ -229,9 +252,11 @@ def test_frame_outcomes_record_the_played_frames_across_episode_ends():
     """The recorded arrivals are those the env scheduled, also in an episode's last frame (auto-reset)."""
     params = generate_params(0, TINY_MEC, TINY_RANGES)
     num_frames = 2 * TINY_MEC.frames_per_episode  # two episodes: the third and sixth frames reset
-    out = jax.jit(lambda k: mec_bounds.frame_outcomes(TINY_ENV, params, mb.popularity_policy, k, 3, num_frames))(
-        jax.random.PRNGKey(4))
+    # the jitted frame_outcomes that evaluation_lower_bound plays (params an argument): compiled once for both
+    out = mec_bounds._jitted_frame_outcomes(TINY_ENV, params, mb.popularity_policy, jax.random.PRNGKey(4), 3,
+                                            num_frames)
     np.testing.assert_array_equal(np.asarray(out["arrivals"]).sum(axis=(2, 3, 4)), np.asarray(out["tasks"]))
     bound = mec_bounds.evaluation_lower_bound(TINY_ENV, params, jax.random.PRNGKey(4), 3, num_frames)
-    played = mb.evaluate_policy(TINY_ENV, params, mb.popularity_policy, jax.random.PRNGKey(4), 3, num_frames)
+    played = jax.jit(lambda k: mb.evaluate_policy(TINY_ENV, params, mb.popularity_policy, k, 3, num_frames))(
+        jax.random.PRNGKey(4))
     assert 0 < bound <= float(played["mean_delay"]) * (1 + 1e-6)
