@@ -130,22 +130,36 @@ def test_replay_ring_buffer_wraps_and_samples_filled_part():
 # ----------------------------------------------------------------------------- training
 
 
-def test_truncation_bootstraps_from_final_observation_and_actions_feasible():
-    params = tiny_params(TINY)
-    trainer = make_trainer(TINY, params)
-    runner, metrics = jax.jit(lambda k: trainer.train_chunk(trainer.init(k), 8))(jax.random.PRNGKey(0))
-    data = runner.replay.data
-    size = int(runner.replay.size)
-    assert size == 8 * TINY.num_envs
-    assert not np.asarray(data.terminated[:size]).any()  # the env only truncates
-    # iterations 4 and 8 truncate; the next transition's observation is the reset one
-    obs = np.asarray(data.observation[:size]).reshape(8, TINY.num_envs, *data.observation.shape[1:])
-    nxt = np.asarray(data.next_observation[:size]).reshape(obs.shape)
-    np.testing.assert_array_equal(nxt[:3], obs[1:4])  # within the episode: s' = next s
-    assert not np.array_equal(nxt[3], obs[4])  # at truncation: s' is the true final obs, not the reset
-    for deployment in np.asarray(data.deployment[:size]):
-        assert storage_ok(deployment, params)  # eq. (1), greedy and exploratory actions alike
-    assert not np.asarray(metrics["storage_violation"]).any()
+# One vmapped run of TINY over two seeds (4 episodes = 8 frames) serves the truncation, feasibility,
+# seeds and checkpoint tests below: the training program is compiled once for all of them.
+TINY_RUN = dataclasses.replace(TINY, num_episodes=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs():
+    params = tiny_params(TINY_RUN)
+    trainer = make_trainer(TINY_RUN, params)
+    runners, metrics = jax.jit(jax.vmap(trainer.train))(jax.random.split(jax.random.PRNGKey(0), 2))
+    return trainer, params, runners, metrics
+
+
+def test_truncation_bootstraps_from_final_observation_and_actions_feasible(tiny_runs):
+    _, params, runners, metrics = tiny_runs
+    assert TINY_RUN.num_iterations == 8
+    for seed in range(2):
+        runner = jax.tree.map(lambda x: x[seed], runners)
+        data = runner.replay.data
+        size = int(runner.replay.size)
+        assert size == 8 * TINY.num_envs
+        assert not np.asarray(data.terminated[:size]).any()  # the env only truncates
+        # iterations 4 and 8 truncate; the next transition's observation is the reset one
+        obs = np.asarray(data.observation[:size]).reshape(8, TINY.num_envs, *data.observation.shape[1:])
+        nxt = np.asarray(data.next_observation[:size]).reshape(obs.shape)
+        np.testing.assert_array_equal(nxt[:3], obs[1:4])  # within the episode: s' = next s
+        assert not np.array_equal(nxt[3], obs[4])  # at truncation: s' is the true final obs, not the reset
+        for deployment in np.asarray(data.deployment[:size]):
+            assert storage_ok(deployment, params)  # eq. (1), greedy and exploratory actions alike
+        assert not np.asarray(metrics["storage_violation"][seed]).any()
 
 
 def test_random_deployment_feasible():
@@ -171,16 +185,17 @@ def test_tiny_training_beats_random_deployment():
     assert float(trained["reward"]) > float(random["reward"]) * 1.05, (trained["reward"], random["reward"])
 
 
-@pytest.mark.timeout(300)
-def test_vmapped_training_over_seeds_and_checkpoint_round_trip(tmp_path):
-    config = dataclasses.replace(TINY, num_episodes=4)
-    train = make_train(config)
-    runners, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 2))
+def test_vmapped_training_over_seeds_and_checkpoint_round_trip(tiny_runs, tmp_path):
+    trainer, _, runners, metrics = tiny_runs
+    config = TINY_RUN
+    # make_train is the trainer's train (PureJaxRL entry point): same outputs, traced only
+    key = jax.random.PRNGKey(0)
+    leaves = lambda tree: [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]  # noqa: E731
+    assert leaves(jax.eval_shape(make_train(config), key)) == leaves(jax.eval_shape(trainer.train, key))
     reward = np.asarray(metrics["reward"])
     assert reward.shape == (2, config.num_iterations)
     assert not np.allclose(reward[0], reward[1])  # different seeds, different runs
     # checkpoint round trip: restore into a fresh structure, continue identically
-    trainer = make_trainer(config)
     runner = jax.tree.map(lambda x: x[0], runners)
     checkpoint.save_checkpoint(tmp_path / "ckpt", 8, runner)
     target = jax.jit(trainer.init)(jax.random.PRNGKey(99))
