@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,8 @@ def assert_bound_below_every_method(rows: list[dict], point: tuple[str, ...]) ->
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("ttosc_figures")
-    result = subprocess.run([sys.executable, str(SCRIPT), *ARGS, "--out", str(out)], cwd=ROOT, env=subprocess_env(),
+    result = subprocess.run([sys.executable, str(SCRIPT), *ARGS, "--out", str(out), "--run-dir", str(out / "run")],
+                            cwd=ROOT, env=subprocess_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
@@ -174,14 +176,20 @@ def test_convergence_point_reads_the_rise_of_a_curve():
         outputs.convergence_point(x, curve, fraction=0)
 
 
-def test_a_rerun_loads_the_saved_agents_instead_of_training(tmp_path, monkeypatch):
+def test_a_rerun_loads_the_saved_agents_instead_of_training(quick_run, tmp_path, monkeypatch):
     """Fig. 5 after Fig. 4 in a new process-like run: the DDQN and DDPG agents of every shape come from the run
     folder (training them again would raise), and the figure's numbers are the same."""
     from agents.ttosc import figures
 
+    # the quick run's DDQN unit (the same settings), so that only DDPG trains here
+    (tmp_path / "run").mkdir()
+    shutil.copy(quick_run[0] / "run" / "ddqn-M2-K3.npz", tmp_path / "run")
     args = ["--quick", "--cells", "2", "--services", "3", "--methods", "TTOSC", "DDPG", "--num-seeds", "2",
             "--run-dir", str(tmp_path / "run"), "--figure", "5"]
+    real_train_ddqn = figures.train_ddqn
+    monkeypatch.setattr(figures, "train_ddqn", lambda *a, **k: pytest.fail("the quick run's DDQN unit was not loaded"))
     assert figures.main([*args, "--out", str(tmp_path / "first")]) == 0
+    monkeypatch.setattr(figures, "train_ddqn", real_train_ddqn)
     assert sorted(p.name for p in (tmp_path / "run").glob("*.npz")) == ["ddpg-M2-K3.npz", "ddqn-M2-K3.npz"]
 
     def no_training(*args, **kwargs):
