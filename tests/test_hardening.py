@@ -755,7 +755,8 @@ def test_jitted_bad_cpn_action_is_flagged_clamped_and_finite(action, clamped):
 def test_cpn_action_checks_under_vmap_and_valid_dtypes():
     env, state, params = cpn_env(), cpn_state(), cpn_params()
     actions = jnp.array([[0, 1, 2], [0, 4, 1]], jnp.int32)
-    flags = jax.vmap(lambda a: env.evaluate_slot(state, a, params)["invalid_action"])(actions)
+    # Under vmap the action is traced (the flag, not the host check): one compiled program.
+    flags = jax.jit(jax.vmap(lambda a: env.evaluate_slot(state, a, params)["invalid_action"]))(actions)
     np.testing.assert_array_equal(np.asarray(flags), [False, True])
     for action in ([3, 0, 1], np.array([3, 0, 1], np.uint8), np.array([3, 0, 1], np.int64)):  # any integer dtype
         assert not bool(env.evaluate_slot(state, action, params)["invalid_action"])
@@ -839,8 +840,17 @@ def mec_rollout(env: TwoTimescaleMEC, num_envs: int, num_frames: int):
     return jax.jit(run)
 
 
+@functools.cache
+def long_mec_rollout():
+    """The long-horizon rollout (200 frames x 4 envs, episodes of 7 frames): one compiled program for
+    the determinism and the long-horizon tests."""
+    env = TwoTimescaleMEC(dataclasses.replace(MEC, frames_per_episode=7))
+    return env, mec_rollout(env, 4, 200)
+
+
 def test_mec_same_seed_bit_identical_rollouts():
-    run = mec_rollout(mec_env(), num_envs=2, num_frames=4)
+    """Same key: bit-identical 200 frames (28 auto-resets); another key: other rewards."""
+    run = long_mec_rollout()[1]
     first, again, other = run(jax.random.PRNGKey(7)), run(jax.random.PRNGKey(7)), run(jax.random.PRNGKey(8))
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -849,9 +859,9 @@ def test_mec_same_seed_bit_identical_rollouts():
 
 def test_mec_long_horizon_finite_and_no_dtype_drift():
     """200 frames x 4 envs (many auto-resets) under jit: every value finite, every dtype fixed."""
-    env = TwoTimescaleMEC(dataclasses.replace(MEC, frames_per_episode=7))
+    env, run = long_mec_rollout()
     obs0, state0 = env.reset(KEY, env.default_params)
-    obs, state, (observations, rewards, truncated, mean_delay, slot_delay) = mec_rollout(env, 4, 200)(KEY)
+    obs, state, (observations, rewards, truncated, mean_delay, slot_delay) = run(KEY)
     for name, value in dict(observations=observations, rewards=rewards, mean_delay=mean_delay,
                             slot_delay=slot_delay, schedule=state.schedule, arrivals=state.arrivals).items():
         assert np.isfinite(np.asarray(value)).all(), name
@@ -862,39 +872,11 @@ def test_mec_long_horizon_finite_and_no_dtype_drift():
     assert bool(jax.vmap(space.contains)(obs).all())
 
 
+# Both envs' checks run in one child Python (one interpreter and JAX start, not two): each part
+# runs on its own and prints "<env> x64 ok" or its traceback, so the two tests below fail apart.
 X64_SCRIPT = textwrap.dedent("""
-    import jax
-    jax.config.update("jax_enable_x64", True)
-    import jaxcpn  # noqa: F401
-    import jax.numpy as jnp
-    from jaxcpn.mec.env import TwoTimescaleMEC
-    from jaxcpn.mec.types import MECConfig
+    import traceback
 
-    env = TwoTimescaleMEC(MECConfig(num_cells=2, num_services=3, slots_per_frame=2, frames_per_episode=2,
-                                    qp_iterations=5))
-    params = env.default_params
-    space = env.observation_space(params)
-    deployment = jnp.zeros((2, 3), bool).at[:, 0].set(True)
-    for reset, step in ((env.reset, env.step), (jax.jit(env.reset), jax.jit(env.step))):
-        obs, state = reset(jax.random.PRNGKey(0), params)
-        obs2, state2, reward, _, _, info = step(jax.random.PRNGKey(1), state, deployment, params)
-        dtypes = {str(x.dtype) for x in jax.tree.leaves((obs, obs2, state, state2, reward, info))}
-        assert dtypes <= {"float32", "int32", "bool"}, dtypes
-        assert bool(space.contains(obs2)), "observation outside its space"
-    assert not bool(space.contains(obs2.astype(jnp.float64))), "the space must report float64 drift"
-    print("x64 ok")
-""")
-
-
-def test_mec_float64_mode_keeps_float32(tmp_path):
-    """Under jax_enable_x64 (in its own process, so it does not leak) the MEC stays float32."""
-    result = subprocess.run([sys.executable, "-c", X64_SCRIPT], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parents[1])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "x64 ok" in result.stdout
-
-
-CPN_X64_SCRIPT = textwrap.dedent("""
     import jax
     jax.config.update("jax_enable_x64", True)
     import jaxcpn  # noqa: F401
@@ -902,42 +884,82 @@ CPN_X64_SCRIPT = textwrap.dedent("""
     import numpy as np
     from jaxcpn.cpn.env import GreenCPN
     from jaxcpn.cpn.types import CPNConfig
+    from jaxcpn.mec.env import TwoTimescaleMEC
+    from jaxcpn.mec.types import MECConfig
 
-    env = GreenCPN(CPNConfig(num_nodes=4, num_users=3, window=4, episode_length=2))
-    params = env.default_params
-    space = env.observation_space(params)
-    action = jnp.array([0, 1, 2])  # int64 under x64
-    assert action.dtype == jnp.int64
-    for reset, step in ((env.reset, env.step), (jax.jit(env.reset), jax.jit(env.step))):
-        obs, state = reset(jax.random.PRNGKey(0), params)
-        obs2, state2, reward, _, _, info = step(jax.random.PRNGKey(1), state, action, params)
-        dtypes = {str(x.dtype) for x in jax.tree.leaves((params, obs, obs2, state, state2, reward, info))}
-        assert dtypes <= {"float32", "int32", "bool"}, dtypes
-        assert bool(space.contains(obs)) and bool(space.contains(obs2)), "observation outside its space"
-    huge = jnp.array([2**40, 0, 1], jnp.int64)  # a cast to int32 would wrap it to 0
-    assert bool(jax.jit(env.step)(jax.random.PRNGKey(1), state, huge, params)[-1]["invalid_action"])
-    try:
-        env.step(jax.random.PRNGKey(1), state, huge, params)
-        raise AssertionError("an eager int64 2**40 action was accepted")
-    except ValueError as error:
-        assert "action[0]=1099511627776 is invalid" in str(error), error
-    print("x64 ok")
+
+    def mec():
+        env = TwoTimescaleMEC(MECConfig(num_cells=2, num_services=3, slots_per_frame=2, frames_per_episode=2,
+                                        qp_iterations=5))
+        params = env.default_params
+        space = env.observation_space(params)
+        deployment = jnp.zeros((2, 3), bool).at[:, 0].set(True)
+        for reset, step in ((env.reset, env.step), (jax.jit(env.reset), jax.jit(env.step))):
+            obs, state = reset(jax.random.PRNGKey(0), params)
+            obs2, state2, reward, _, _, info = step(jax.random.PRNGKey(1), state, deployment, params)
+            dtypes = {str(x.dtype) for x in jax.tree.leaves((obs, obs2, state, state2, reward, info))}
+            assert dtypes <= {"float32", "int32", "bool"}, dtypes
+            assert bool(space.contains(obs2)), "observation outside its space"
+        assert not bool(space.contains(obs2.astype(jnp.float64))), "the space must report float64 drift"
+
+
+    def cpn():
+        env = GreenCPN(CPNConfig(num_nodes=4, num_users=3, window=4, episode_length=2))
+        params = env.default_params
+        space = env.observation_space(params)
+        action = jnp.array([0, 1, 2])  # int64 under x64
+        assert action.dtype == jnp.int64
+        for reset, step in ((env.reset, env.step), (jax.jit(env.reset), jax.jit(env.step))):
+            obs, state = reset(jax.random.PRNGKey(0), params)
+            obs2, state2, reward, _, _, info = step(jax.random.PRNGKey(1), state, action, params)
+            dtypes = {str(x.dtype) for x in jax.tree.leaves((params, obs, obs2, state, state2, reward, info))}
+            assert dtypes <= {"float32", "int32", "bool"}, dtypes
+            assert bool(space.contains(obs)) and bool(space.contains(obs2)), "observation outside its space"
+        huge = jnp.array([2**40, 0, 1], jnp.int64)  # a cast to int32 would wrap it to 0
+        assert bool(jax.jit(env.step)(jax.random.PRNGKey(1), state, huge, params)[-1]["invalid_action"])
+        try:
+            env.step(jax.random.PRNGKey(1), state, huge, params)
+            raise AssertionError("an eager int64 2**40 action was accepted")
+        except ValueError as error:
+            assert "action[0]=1099511627776 is invalid" in str(error), error
+
+
+    for name, check in (("mec", mec), ("cpn", cpn)):
+        try:
+            check()
+            print(f"{name} x64 ok")
+        except BaseException:
+            print(f"{name} x64 failed")
+            traceback.print_exc()
 """)
 
 
-def test_cpn_float64_mode_keeps_float32(tmp_path):
+@pytest.fixture(scope="module")
+def x64_run():
+    """The child Python under jax_enable_x64 (its own process, so the flag does not leak)."""
+    return subprocess.run([sys.executable, "-c", X64_SCRIPT], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
+@pytest.mark.xdist_group("hardening-x64")  # one worker runs both: the child Python runs once
+def test_mec_float64_mode_keeps_float32(x64_run):
+    """Under jax_enable_x64 (in its own process, so it does not leak) the MEC stays float32."""
+    assert x64_run.returncode == 0, x64_run.stderr[-3000:]
+    assert "mec x64 ok" in x64_run.stdout, x64_run.stdout[-3000:] + x64_run.stderr[-3000:]
+
+
+@pytest.mark.xdist_group("hardening-x64")
+def test_cpn_float64_mode_keeps_float32(x64_run):
     """Under jax_enable_x64 (in its own process) the CPN env runs, stays float32/int32 and checks int64 actions."""
-    result = subprocess.run([sys.executable, "-c", CPN_X64_SCRIPT], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parents[1])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "x64 ok" in result.stdout
+    assert x64_run.returncode == 0, x64_run.stderr[-3000:]
+    assert "cpn x64 ok" in x64_run.stdout, x64_run.stdout[-3000:] + x64_run.stderr[-3000:]
 
 
 def test_cpn_long_horizon_finite_and_no_dtype_drift():
     """2,000 slots x 64 envs under jit (many auto-resets, random actions): finite values, fixed dtypes."""
     env = GreenCPN(CPN)
     params = env.default_params
-    obs0, state0 = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(KEY, 64), params)
+    obs0, state0 = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(KEY, 64), params)
 
     @jax.jit
     def run(key):
