@@ -66,7 +66,8 @@ def test_reference_equivalence_50_instances(env):
     num_instances = 50
     keys = jax.random.split(jax.random.PRNGKey(42), num_instances)
     batch = jax.jit(jax.vmap(lambda k: generate_instance(k, CONFIG, series_hours=24 * 21)))(keys)
-    _, states = jax.vmap(env.reset)(keys, batch)
+    reset = jax.jit(jax.vmap(env.reset))  # one program, not op-by-op dispatch (the same states)
+    _, states = reset(keys, batch)
     rng = np.random.default_rng(0)
     actions = rng.integers(0, CONFIG.num_nodes, (CONFIG.episode_length, num_instances, CONFIG.num_users))
     step = jax.jit(jax.vmap(env.step))
@@ -74,7 +75,7 @@ def test_reference_equivalence_50_instances(env):
     for t in range(CONFIG.episode_length):
         obs, states, reward, _, truncated, info = step(keys, states, jnp.asarray(actions[t]), batch)
         jax_out.append((jax.tree.map(np.asarray, info["final_observation"]), np.asarray(reward), jax.tree.map(np.asarray, info)))
-    starts = np.asarray(jax.vmap(env.reset)(keys, batch)[1].start)
+    starts = np.asarray(reset(keys, batch)[1].start)
     batch = jax.device_get(batch)
     for i in range(num_instances):
         instance = jax.tree.map(lambda x: x[i], batch)
@@ -198,28 +199,34 @@ def test_shared_hop_table_gives_the_numbers_of_per_env_tables():
         np.testing.assert_array_equal(shared, per_env)
 
 
-def test_policies_emit_valid_actions(env, params):
-    _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(3), 16), params)
+@pytest.fixture(scope="module")
+def act(env, params):
+    """``act(policy, keys, states)``: one ``jit(vmap)`` program per policy, shared by the tests below."""
+    programs = {}
+
+    def act(policy, keys, states):
+        if policy not in programs:
+            programs[policy] = jax.jit(jax.vmap(lambda k, s: policy(k, env, s, params)))
+        return programs[policy](keys, states)
+
+    return act
+
+
+def test_policies_emit_valid_actions(env, params, act):
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(3), 32), params)
     space = env.action_space(params)
     for policy in (cpn_random, cpn_greedy, cpn_coordinate_ascent):
-        action = jax.jit(jax.vmap(lambda k, s: policy(k, env, s, params)))(jax.random.split(jax.random.PRNGKey(4), 16), state)
+        action = act(policy, jax.random.split(jax.random.PRNGKey(4), 32), state)
         assert action.dtype == jnp.int32
         assert bool(jax.vmap(space.contains)(action).all()), policy.__name__
 
 
-def test_coordinate_ascent_at_least_greedy(env, params):
+def test_coordinate_ascent_at_least_greedy(env, params, act):
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(5), 32), params)
-
-    @jax.jit
-    def profits(state):
-        def one(s):
-            greedy = env.evaluate_slot(s, cpn_greedy(None, env, s, params), params)["profit"]
-            oracle = env.evaluate_slot(s, cpn_coordinate_ascent(None, env, s, params), params)["profit"]
-            return greedy, oracle
-
-        return jax.vmap(one)(state)
-
-    greedy, oracle = profits(state)
+    profit = jax.jit(jax.vmap(lambda s, a: env.evaluate_slot(s, a, params)["profit"]))
+    keys = jax.random.split(jax.random.PRNGKey(6), 32)  # both policies ignore the key
+    greedy = profit(state, act(cpn_greedy, keys, state))
+    oracle = profit(state, act(cpn_coordinate_ascent, keys, state))
     assert bool((oracle >= greedy - 1e-4).all())
 
 
@@ -298,7 +305,7 @@ def test_priority_rule_matches_reference_over_episodes():
     num_instances = 6
     keys = jax.random.split(jax.random.PRNGKey(11), num_instances)
     batch = jax.jit(jax.vmap(lambda k: generate_instance(k, config, series_hours=24 * 21)))(keys)
-    _, states = jax.vmap(env.reset)(keys, batch)
+    _, states = jax.jit(jax.vmap(env.reset))(keys, batch)
     starts = np.asarray(states.start)
     actions = np.random.default_rng(1).integers(0, config.num_nodes, (config.episode_length, num_instances, config.num_users))
     step = jax.jit(jax.vmap(env.step))
@@ -320,7 +327,7 @@ def test_arrival_order_waits_less_than_priority_for_random_destinations(params):
     """On the default instance, FIFO in order of arrival cuts the mean offset of random slots."""
     arrival, priority = GreenCPN(CONFIG), GreenCPN(dataclasses.replace(CONFIG, link_conflicts="priority"))
     num_slots = 256
-    _, state = jax.vmap(arrival.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(6), num_slots), params)
+    _, state = jax.jit(jax.vmap(arrival.reset, in_axes=(0, None)))(jax.random.split(jax.random.PRNGKey(6), num_slots), params)
     action = jax.random.randint(jax.random.PRNGKey(7), (num_slots, CONFIG.num_users), 0, CONFIG.num_nodes)
 
     def offsets(env):
