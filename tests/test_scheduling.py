@@ -1,5 +1,7 @@
 """Eq. (13) scheduling QP: the pure-JAX interior-point solver against CVXPY, and the objective."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -120,7 +122,9 @@ def test_vmap_over_one_qp_is_the_unbatched_solve_and_does_not_depend_on_the_cap(
     reference = qp_objective(solve_qp_cvxpy(lam, D, w, mask), lam, D, w)
     objectives = []
     for cap in (30, 100):
-        solve = lambda *a, cap=cap: solve_qp_jax(*a, num_iterations=cap)  # noqa: E731
+        # a partial, not a lambda: at the default cap (30) its program is test_degenerate_instances's
+        # jit(solve_qp_jax) on the same QP, the same HLO, so the compilation cache serves it
+        solve = functools.partial(solve_qp_jax, num_iterations=cap)
         objectives.append(float(qp_objective(np.asarray(jax.jit(solve)(lam, D, w, mask), np.float64), lam, D, w)))
         one = jax.jit(jax.vmap(solve))(*(a[None] for a in (lam, D, w, mask)))[0]
         objectives.append(float(qp_objective(np.asarray(one, np.float64), lam, D, w)))
