@@ -96,15 +96,19 @@ def test_episode_under_jit_vmap_256_envs_without_recompiling():
 
 def test_cvxpy_scheduler_frame_reward_matches_jax():
     config = MECConfig(num_cells=3, num_services=5, slots_per_frame=3, frames_per_episode=2)
+    # one env and one jitted step per scheduler, for both seeds (the params are arguments): the
+    # CVXPY step's host callback is compiled once, not once per seed
+    envs = {scheduler: TwoTimescaleMEC(MECConfig(**{**config.__dict__, "scheduler": scheduler}))
+            for scheduler in ("jax", "cvxpy")}
+    steps = {scheduler: jax.jit(env.step) for scheduler, env in envs.items()}
     for seed in range(2):
         params = generate_params(seed, config)
         rewards = {}
-        for scheduler in ("jax", "cvxpy"):
-            env = TwoTimescaleMEC(MECConfig(**{**config.__dict__, "scheduler": scheduler}))
+        for scheduler, env in envs.items():
             _, state = env.reset(jax.random.key(seed), params)
             values = jax.random.normal(jax.random.key(seed + 10), (config.num_cells, config.num_services))
             deployment = env.deployment_from_values(values, params)
-            _, _, reward, *_ = jax.jit(env.step)(jax.random.key(seed), state, deployment, params)
+            _, _, reward, *_ = steps[scheduler](jax.random.key(seed), state, deployment, params)
             rewards[scheduler] = float(reward)
         np.testing.assert_allclose(rewards["jax"], rewards["cvxpy"], rtol=1e-3)
 
