@@ -89,12 +89,16 @@ def test_explained_variance():
     np.testing.assert_allclose(explained_variance(jnp.full(4, 2.5), targets), 0.0, atol=1e-6)
 
 
+BASELINE_ENV = GreenCPN(CPNConfig(num_nodes=5, num_users=7, window=4, episode_length=6))
+BASELINE_RESET = jax.jit(jax.vmap(BASELINE_ENV.reset, in_axes=(0, None)))  # one program for both policies
+
+
 @pytest.mark.parametrize("policy", [cpn_random, cpn_greedy])
 def test_baselines_never_invalid(policy):
-    env = GreenCPN(CPNConfig(num_nodes=5, num_users=7, window=4, episode_length=6))
+    env = BASELINE_ENV
     params = env.default_params
     keys = jax.random.split(jax.random.PRNGKey(3), 32)
-    _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    _, state = BASELINE_RESET(keys, params)
 
     def one_step(state, key):
         keys = jax.random.split(key, 32)
@@ -203,60 +207,83 @@ def test_training_sequences_reproduce_the_rollout(recurrent_rollouts):
     rollout's log-probabilities and values at the rollout's parameters (ratio 1)."""
     trainer, rollouts = recurrent_rollouts
     network, params = trainer.network, trainer.env_params
-    for runner, traj, _ in rollouts:
-        variables = runner.train_state.params
+    merge = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+
+    @jax.jit  # the loss's computation as one program (the two rollouts have the same shapes)
+    def rerun(variables, traj):
         temporal = nets.advance_sequence(network, variables, traj.hidden, traj.obs, traj.first)
-        merge = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
         logits, values = nets.policy_outputs(network, variables, (), jax.tree.map(merge, traj.obs), params.adjacency,
                                              merge(temporal))
-        log_prob = nets.log_prob(logits, merge(traj.action))
+        return nets.log_prob(logits, merge(traj.action)), values
+
+    for runner, traj, _ in rollouts:
+        log_prob, values = rerun(runner.train_state.params, traj)
         np.testing.assert_allclose(log_prob, merge(traj.log_prob), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(values, merge(traj.value), rtol=1e-5, atol=1e-5)
 
 
 def test_network_policy_replays_the_recurrent_state():
     """Evaluation rebuilds the LSTM states from the episode's start: equal to stepping them."""
-    network = make_trainer(recurrent_config(4)).network
-    env = GreenCPN(recurrent_config(4).env_config)
-    params = env.default_params
-    obs, state = env.reset(jax.random.PRNGKey(11), params)
-    variables = jax.jit(network.init)(jax.random.PRNGKey(3), obs, params.adjacency)
+    # the rollout fixture's aligned config: the same init program (compiled once), other parameters
+    trainer = make_trainer(recurrent_config(8))
+    network, env, params = trainer.network, trainer.env, trainer.env_params
+    obs, state = jax.jit(env.reset)(jax.random.PRNGKey(11), params)
+    variables = jax.jit(trainer.init)(jax.random.PRNGKey(3)).train_state.params
     advance = jax.jit(lambda carry, obs: network.apply(variables, carry, obs, method=nets.STPerNetwork.advance))
     head = jax.jit(lambda obs, carry: network.apply(variables, obs, nets.temporal_features(carry), params.adjacency,
                                                     method=nets.STPerNetwork.head)[0])
     replayed = jax.jit(lambda s: episode_carry(network, variables, env, s, params))
     policy = jax.jit(lambda s: network_policy(network, variables)(None, env, s, params))
-    carry = network.apply(variables, obs, method=nets.STPerNetwork.burn_in)
+    carry = jax.jit(lambda obs: network.apply(variables, obs, method=nets.STPerNetwork.burn_in))(obs)
+    step_env = jax.jit(env.step_env)
     for _ in range(env.config.episode_length):
         carry = advance(carry, obs)
         chex.assert_trees_all_close(replayed(state), carry, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(policy(state), np.argmax(head(obs, carry), -1))
-        obs, state, *_ = env.step_env(jax.random.PRNGKey(0), state, jnp.arange(4, dtype=jnp.int32), params)
+        obs, state, *_ = step_env(jax.random.PRNGKey(0), state, jnp.arange(4, dtype=jnp.int32), params)
 
 
-def test_no_recompilation_across_chunks():
+TINY_RECURRENT = PPOConfig(variant="stper", num_nodes=4, num_users=4, window=6, episode_length=6, num_envs=16,
+                           num_steps=6, num_updates=40, num_minibatches=2, learning_rate=3e-3, embed_dim=8,
+                           lstm_hidden=16, fusion_hidden=(32,), head_hidden=(32,))
+TINY_CHUNKS = 4  # the 40 updates as 4 calls of one jitted 10-update chunk
+
+
+@pytest.fixture(scope="module")
+def tiny_recurrent_training():
+    """A tiny STPer training run in ``TINY_CHUNKS`` calls of one jitted chunk that may be traced
+    once (``chex.assert_max_traces``): the run of the two tests below, compiled once for both."""
+    config = TINY_RECURRENT
+    assert config.recurrent
     chex.clear_trace_counter()
-    trainer = make_trainer(recurrent_config(4))
+    trainer = make_trainer(config)
     chunk = jax.jit(chex.assert_max_traces(trainer.train_chunk, n=1), static_argnums=1)
     start = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    runner = start
-    for _ in range(3):
-        runner, metrics = chunk(runner, 1)
+    runner, chunks = start, []
+    for _ in range(TINY_CHUNKS):  # train(key) is train_chunk(init(key), num_updates): the same updates
+        runner, metrics = chunk(runner, config.num_updates // TINY_CHUNKS)
+        chunks.append(metrics)
+    metrics = jax.tree.map(lambda *m: np.concatenate(m), *chunks)
+    return trainer, start, runner, chunks, metrics
+
+
+@pytest.mark.xdist_group("ppo-tiny-recurrent-training")  # one worker builds the fixture
+def test_no_recompilation_across_chunks(tiny_recurrent_training):
+    _, start, runner, chunks, _ = tiny_recurrent_training  # a retrace would have raised in the fixture
+    assert len(chunks) == TINY_CHUNKS >= 3
     jax.tree.map(lambda a, b: chex.assert_equal(a.dtype, b.dtype) or chex.assert_equal(a.shape, b.shape), start, runner)
-    chex.assert_tree_all_finite(metrics)
-    assert int(runner.update) == 3
+    chex.assert_tree_all_finite(chunks)
+    assert int(runner.update) == TINY_RECURRENT.num_updates
 
 
 @pytest.mark.timeout(300)
-def test_tiny_recurrent_training_beats_random():
-    config = PPOConfig(variant="stper", num_nodes=4, num_users=4, window=6, episode_length=6, num_envs=16, num_steps=6,
-                       num_updates=40, num_minibatches=2, learning_rate=3e-3, embed_dim=8, lstm_hidden=16,
-                       fusion_hidden=(32,), head_hidden=(32,))
-    assert config.recurrent
-    trainer = make_trainer(config)
-    runner, metrics = jax.jit(trainer.train)(jax.random.PRNGKey(0))
+@pytest.mark.xdist_group("ppo-tiny-recurrent-training")  # one worker builds the fixture
+def test_tiny_recurrent_training_beats_random(tiny_recurrent_training):
+    config = TINY_RECURRENT
+    trainer, start, runner, _, metrics = tiny_recurrent_training
+    assert metrics["episode_return"].shape == (config.num_updates,)
     env, params, key = trainer.env, trainer.env_params, jax.random.PRNGKey(7)
-    random_profit = float(rollout_cpn(cpn_random, env, params, key, 64)["profit"].mean())
+    random_profit = float(jax.jit(lambda k: rollout_cpn(cpn_random, env, params, k, 64))(key)["profit"].mean())
     policy = network_policy(trainer.network, runner.train_state.params)
     trained = float(jax.jit(lambda k: rollout_cpn(policy, env, params, k, 64))(key)["profit"].mean())
     assert trained > 1.2 * random_profit > 0, (trained, random_profit)
@@ -264,7 +291,7 @@ def test_tiny_recurrent_training_beats_random():
     assert returns[-5:].mean() > returns[:5].mean()
     # PPO trains the graph learning module (the default): its node embeddings and mixing share
     # move; the topology ablation has no such parameters.
-    before = jax.jit(trainer.init)(jax.random.PRNGKey(0)).train_state.params["params"]["graph_learning"]
+    before = start.train_state.params["params"]["graph_learning"]
     after = runner.train_state.params["params"]["graph_learning"]
     chex.assert_tree_all_finite(after)
     assert float(jnp.abs(after["node_embedding"] - before["node_embedding"]).max()) > 0
@@ -295,10 +322,11 @@ def test_stper_reads_the_node_queues_when_compute_is_shared():
     trainer = make_trainer(config)
     runner, metrics = jax.jit(trainer.train)(jax.random.PRNGKey(0))
     assert np.all(np.isfinite(np.asarray(metrics["episode_return"])))
-    obs, _ = trainer.env.reset(jax.random.PRNGKey(1), trainer.env_params)
+    obs, _ = jax.jit(trainer.env.reset)(jax.random.PRNGKey(1), trainer.env_params)
     assert hasattr(obs, "node_backlog")
     variables, adjacency = runner.train_state.params, trainer.env_params.adjacency
-    logits, value = trainer.network.apply(variables, obs, adjacency)
+    apply = jax.jit(trainer.network.apply)  # one program for both observations
+    logits, value = apply(variables, obs, adjacency)
     queued = obs.replace(node_backlog=obs.node_backlog.at[0].set(5.0))
-    logits_queued, value_queued = trainer.network.apply(variables, queued, adjacency)
+    logits_queued, value_queued = apply(variables, queued, adjacency)
     assert not np.allclose(np.asarray(logits), np.asarray(logits_queued)) or float(value) != float(value_queued)
