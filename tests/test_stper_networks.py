@@ -14,13 +14,18 @@ from agents.stper.networks import (VARIANTS, GCNLayer, GraphLearning, STPerNetwo
 from jaxcpn.cpn import CPNConfig, CPNObservation, GreenCPN
 
 CONFIG = CPNConfig(num_nodes=4, num_users=5, window=6, episode_length=6)
+# One env for the module and its reset / step jitted once: the tests check the networks, and one
+# compiled program costs less than running the env op by op (each primitive compiled on its own).
+ENV = GreenCPN(CONFIG)
+RESET, STEP = jax.jit(ENV.reset), jax.jit(ENV.step)
+BATCH_STEP = jax.jit(jax.vmap(ENV.step, in_axes=(0, 0, 0, None)))
 
 
 @pytest.fixture(scope="module")
 def env_and_obs():
-    env = GreenCPN(CONFIG)
+    env = ENV
     params = env.default_params
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(0), 3), params)
+    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.PRNGKey(0), 3), params)
     return env, params, obs, state
 
 
@@ -29,7 +34,7 @@ def test_shapes_and_no_recompilation(variant, env_and_obs):
     env, params, obs, state = env_and_obs
     chex.clear_trace_counter()
     net = STPerNetwork(num_nodes=4, num_users=5, variant=variant, lstm_hidden=8, fusion_hidden=(16,), head_hidden=(8,))
-    variables = net.init(jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], obs), params.adjacency)
+    variables = jax.jit(net.init)(jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], obs), params.adjacency)
     names = set(variables["params"])
     assert ("gcn_0" in names) == (variant == "stper")
     assert ("lstm_price" in names) == (variant != "stper-m")
@@ -46,7 +51,7 @@ def test_shapes_and_no_recompilation(variant, env_and_obs):
         carry = nets.batch_advance(net, variables, carry, obs)
         return carry, nets.policy_outputs(net, variables, carry, obs, params.adjacency)
 
-    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    step = BATCH_STEP
     keys = jax.random.split(jax.random.PRNGKey(2), 3)
     carry, first = nets.zero_carry(net, (3,)), jnp.ones(3, bool)
     for t in range(3):
@@ -122,13 +127,13 @@ def test_learned_adjacency_has_a_gradient():
     obs = jax.tree.map(lambda *x: jnp.stack(x), synthetic_observation(), synthetic_observation())
     net = STPerNetwork(**SMALL)
     assert net.adjacency == "learned"  # the paper's method is the default
-    variables = net.init(jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], obs), SQUARE)
+    variables = jax.jit(net.init)(jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], obs), SQUARE)
 
     def objective(variables):
         logits, value = batch_apply(net, variables, obs, SQUARE)
         return value.sum() + (logits * jnp.arange(4.0)).sum()
 
-    grads = jax.grad(objective)(variables)["params"]["graph_learning"]
+    grads = jax.jit(jax.grad(objective))(variables)["params"]["graph_learning"]
     chex.assert_tree_all_finite(grads)
     assert float(jnp.abs(grads["node_embedding"]).max()) > 0
     assert float(jnp.abs(grads["mix_logit"])) > 0
@@ -171,10 +176,9 @@ def test_categorical_helpers():
 
 def test_bad_variant():
     net = STPerNetwork(num_nodes=4, num_users=5, variant="nope")
-    env = GreenCPN(CONFIG)
-    obs, _ = env.reset(jax.random.PRNGKey(0), env.default_params)
+    obs, _ = RESET(jax.random.PRNGKey(0), ENV.default_params)
     with pytest.raises(ValueError, match="variant"):
-        net.init(jax.random.PRNGKey(0), obs, env.default_params.adjacency)
+        net.init(jax.random.PRNGKey(0), obs, ENV.default_params.adjacency)
 
 
 def numpy_lstm(cell, carry, x):
@@ -194,11 +198,11 @@ def numpy_lstm(cell, carry, x):
 def test_recurrent_lstms_step_slot_by_slot(variant):
     """h(t) = LSTM(x(t), h(t-1)) (eqs. 18-20): burn-in over the first window's W - 1 earlier slots,
     then one step per slot, equals a NumPy LSTM run over the whole series W - 1 + t + 1 slots long."""
-    env = GreenCPN(CONFIG)
+    env = ENV
     params = env.default_params
-    obs, state = env.reset(jax.random.PRNGKey(5), params)
+    obs, state = RESET(jax.random.PRNGKey(5), params)
     net = STPerNetwork(num_nodes=4, num_users=5, variant=variant, lstm_hidden=8, fusion_hidden=(16,), head_hidden=(8,))
-    variables = net.init(jax.random.PRNGKey(1), obs, params.adjacency)
+    variables = jax.jit(net.init)(jax.random.PRNGKey(1), obs, params.adjacency)
     burn_in = jax.jit(lambda o: net.apply(variables, o, method=STPerNetwork.burn_in))
     advance = jax.jit(lambda c, o: net.apply(variables, c, o, method=STPerNetwork.advance))
     window = CONFIG.window
@@ -207,7 +211,7 @@ def test_recurrent_lstms_step_slot_by_slot(variant):
     carry = burn_in(obs)
     for t in range(CONFIG.episode_length):
         if t:
-            obs, state, *_ = env.step(jax.random.PRNGKey(0), state, jnp.zeros(5, jnp.int32), params)
+            obs, state, *_ = STEP(jax.random.PRNGKey(0), state, jnp.zeros(5, jnp.int32), params)
             series["price"].append(np.asarray(obs.price_window)[-1:])
             series["hydro"].append(np.asarray(obs.hydro_window)[-1])
             series["demand"].append(np.asarray(obs.demand_window)[-1] / net.workload_scale)
@@ -220,29 +224,30 @@ def test_recurrent_lstms_step_slot_by_slot(variant):
             np.testing.assert_allclose(getattr(carry, name)[1], expected[1], rtol=2e-5, atol=2e-6,
                                        err_msg=f"{name} t={t}")
     # the window encoder at the first slot is the same LSTM over the same W slots
-    first_obs, _ = env.reset(jax.random.PRNGKey(5), params)
+    first_obs, _ = RESET(jax.random.PRNGKey(5), params)
     temporal = nets.temporal_features(advance(burn_in(first_obs), first_obs))
-    head = net.apply(variables, first_obs, temporal, params.adjacency, method=STPerNetwork.head)
-    chex.assert_trees_all_close(head, net.apply(variables, first_obs, params.adjacency), rtol=1e-5, atol=1e-6)
+    head = jax.jit(lambda o, t: net.apply(variables, o, t, params.adjacency, method=STPerNetwork.head))
+    window = jax.jit(lambda o: net.apply(variables, o, params.adjacency))
+    chex.assert_trees_all_close(head(first_obs, temporal), window(first_obs), rtol=1e-5, atol=1e-6)
 
 
 def test_current_slot_keeps_what_advance_and_head_read():
-    env = GreenCPN(CONFIG)
+    env = ENV
     params = env.default_params
-    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(0), 2), params)
+    obs, _ = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.PRNGKey(0), 2), params)
     net = STPerNetwork(num_nodes=4, num_users=5, lstm_hidden=8, fusion_hidden=(16,), head_hidden=(8,))
-    variables = net.init(jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], obs), params.adjacency)
+    variables = jax.jit(net.init)(jax.random.PRNGKey(1), jax.tree.map(lambda x: x[0], obs), params.adjacency)
     slim = nets.current_slot(obs)
     assert slim.price_window.shape == (2, 1) and slim.hydro_window.shape == (2, 1, 4)
-    carry = nets.restart(net, variables, nets.zero_carry(net, (2,)), obs, jnp.ones(2, bool))
-    whole = nets.policy_outputs(net, variables, nets.batch_advance(net, variables, carry, obs), obs, params.adjacency)
-    cut = nets.policy_outputs(net, variables, nets.batch_advance(net, variables, carry, slim), slim, params.adjacency)
-    chex.assert_trees_all_close(whole, cut, rtol=1e-6, atol=1e-7)
+    carry = jax.jit(lambda o: nets.restart(net, variables, nets.zero_carry(net, (2,)), o, jnp.ones(2, bool)))(obs)
+    # one program for both (a jit per shape of the observation): the whole windows and their last slots
+    outputs = jax.jit(lambda c, o: nets.policy_outputs(net, variables, nets.batch_advance(net, variables, c, o), o,
+                                                       params.adjacency))
+    chex.assert_trees_all_close(outputs(carry, obs), outputs(carry, slim), rtol=1e-6, atol=1e-7)
 
 
 def test_bad_perception():
-    env = GreenCPN(CONFIG)
-    obs, _ = env.reset(jax.random.PRNGKey(0), env.default_params)
+    obs, _ = RESET(jax.random.PRNGKey(0), ENV.default_params)
     with pytest.raises(ValueError, match="perception"):
         net = STPerNetwork(num_nodes=4, num_users=5, perception="nope")
-        net.init(jax.random.PRNGKey(0), obs, env.default_params.adjacency)
+        net.init(jax.random.PRNGKey(0), obs, ENV.default_params.adjacency)
