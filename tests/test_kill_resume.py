@@ -43,10 +43,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     victim.wait()
     steps_at_kill = checkpoint_steps(killed)
     assert steps_at_kill and steps_at_kill[-1] < 8
-    # started after the kill, both read the training programs the victim compiled from the shared cache
-    uninterrupted, resumed = job(*TINY, "--run-dir", str(whole)), job("--resume", str(killed))
+    # one after the other (not side by side): the resumed job reads the training programs the victim
+    # compiled from the shared cache, and the uninterrupted run after it reads those and the
+    # evaluation programs the resumed job compiled, so no program is compiled twice at once
+    resumed = job("--resume", str(killed))
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
+    uninterrupted = job(*TINY, "--run-dir", str(whole))
     out, _ = uninterrupted.communicate(timeout=300)
     assert uninterrupted.returncode == 0, out[-3000:]
     # complete, duplicate-free, identical metrics: same seed, same numbers, across processes and a kill
