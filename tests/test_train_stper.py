@@ -27,10 +27,11 @@ def test_tiny_training_beats_random():
     env, params = trainer.env, trainer.env_params
     key = jax.random.PRNGKey(7)
     random_profit = float(rollout_cpn(cpn_random, env, params, key, 64)["profit"].mean())
+    # one evaluation program for both seeds: the parameters are its argument, not constants in it
+    evaluate = jax.jit(lambda v, k: rollout_cpn(network_policy(trainer.network, v), env, params, k, 64))
     for seed in range(2):
         variables = jax.tree.map(lambda x: x[seed], runner.train_state.params)
-        policy = network_policy(trainer.network, variables)
-        trained = float(jax.jit(lambda k: rollout_cpn(policy, env, params, k, 64))(key)["profit"].mean())
+        trained = float(evaluate(variables, key)["profit"].mean())
         assert trained > 1.2 * random_profit, (seed, trained, random_profit)
     # the learning curve rises too (training episodes are sampled from the policy)
     returns = np.asarray(metrics["episode_return"])
