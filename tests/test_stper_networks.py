@@ -144,7 +144,7 @@ def test_topology_adjacency_is_the_network_before_graph_learning():
     pinned from that code, commit 0dbc988), and the learned network with its share ``a = 0``."""
     obs = synthetic_observation()
     net = STPerNetwork(**SMALL, adjacency="topology")
-    variables = net.init(jax.random.PRNGKey(1), obs, SQUARE)
+    variables = jax.jit(net.init)(jax.random.PRNGKey(1), obs, SQUARE)
     assert set(variables["params"]) == {"actor", "critic", "demand_embed", "fusion", "gcn_0", "gcn_1", "logits",
                                         "lstm_demand", "lstm_hydro", "lstm_price", "value"}
     logits, value = net.apply(variables, obs, SQUARE)
@@ -152,13 +152,13 @@ def test_topology_adjacency_is_the_network_before_graph_learning():
                                rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(value, -1.0394635200500488, rtol=1e-5)
     learned = STPerNetwork(**SMALL)
-    learned_vars = learned.init(jax.random.PRNGKey(1), obs, SQUARE)
+    learned_vars = jax.jit(learned.init)(jax.random.PRNGKey(1), obs, SQUARE)
     assert set(learned_vars["params"]) == set(variables["params"]) | {"graph_learning"}
     switched_off = dict(variables["params"], graph_learning=dict(learned_vars["params"]["graph_learning"],
                                                                  mix_logit=jnp.asarray(-jnp.inf)))
     chex.assert_trees_all_equal(learned.apply({"params": switched_off}, obs, SQUARE), (logits, value))
     stper_l = STPerNetwork(**SMALL, variant="stper-l")  # no GNN: nothing to learn, the option is ignored
-    assert "graph_learning" not in stper_l.init(jax.random.PRNGKey(1), obs, SQUARE)["params"]
+    assert "graph_learning" not in jax.eval_shape(stper_l.init, jax.random.PRNGKey(1), obs, SQUARE)["params"]
 
 
 def test_bad_adjacency():
