@@ -21,10 +21,11 @@ WORKER = textwrap.dedent("""
     from agents.stper.ppo import PPOConfig, PPOHyperparams, make_trainer
 
     ppo = PPOConfig(variant="stper-m", num_nodes=4, num_users=4, window=4, episode_length=4, num_envs=4,
-                    num_steps=4, num_updates=3, update_epochs=1, num_minibatches=2, fusion_hidden=(16,),
+                    num_steps=4, num_updates=2, update_epochs=1, num_minibatches=2, fusion_hidden=(16,),
                     head_hidden=(16,))
+    # two chunks of one update: the runner carried across a chunk boundary, one compiled chunk program
     config = scan.ScanConfig(ppo=ppo, learning_rates=(1e-3, 3e-3), clip_ranges=(0.2,), ent_coefs=(0.0, 0.05),
-                             num_seeds=1, chunk_updates=2)
+                             num_seeds=1, chunk_updates=1)
     points = scan.grid_points(config)[:3]            # 3 runs: the run axis is padded to 4 for 2 devices
     mesh = sharding.make_mesh()
     assert mesh.size == 2
