@@ -33,7 +33,7 @@ def test_deployment_from_logits_hand_computed():
     logits = jnp.array([[2.0, -1.0, 3.0, 1.0, -5.0, -5.0],    # values .38 -.23 .45 .23: {2, 3} = .68 > {0, 3} = .61
                         [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0],  # nothing preferred: nothing deployed
                         [5.0, 5.0, 5.0, 5.0, 5.0, 5.0]])      # no storage: nothing deployed
-    deployment = np.asarray(deployment_from_logits(logits, params, CONFIG.max_storage_units))
+    deployment = np.asarray(jax.jit(deployment_from_logits, static_argnums=2)(logits, params, CONFIG.max_storage_units))
     np.testing.assert_array_equal(deployment, [[False, False, True, True, False, False], [False] * 6, [False] * 6])
 
 
@@ -64,18 +64,18 @@ def test_deployment_is_the_actors_not_popularitys():
     params = params_binding()
     trainer = make_ddpg_trainer(DDPGConfig(num_cells=3, num_services=6, slots_per_frame=3, frames_per_episode=8,
                                            num_envs=1, num_episodes=1, learning_starts=1, hidden=8), params)
-    runner = trainer.init(jax.random.PRNGKey(0))
+    runner = jax.jit(trainer.init)(jax.random.PRNGKey(0))  # one program, not flax's init op by op
     observation = jnp.zeros((3, 3, 6), jnp.float32).at[:, :, 2].set(9.0).at[:, :, 5].set(7.0)  # sizes 3, 3
     popularity = np.asarray(mb.popularity_deployment(observation, params))
     np.testing.assert_array_equal(popularity[0], [False, False, True, False, False, False])
-    policy = lambda a: np.asarray(ddpg_policy(trainer.actor, a, CONFIG.max_storage_units)(  # noqa: E731
-        None, observation, None, params))
+    deploy = jax.jit(lambda a: ddpg_policy(trainer.actor, a, CONFIG.max_storage_units)(None, observation, None, params))
+    policy = lambda a: np.asarray(deploy(a))  # noqa: E731  (one program for the four actors)
     actor_params = runner.learner.actor_params
     assert not policy(_bias_everywhere(actor_params, -3.0)).any()
     everything = policy(_bias_everywhere(actor_params, 3.0))
     assert everything[0].sum() == 3 and not everything[0, 2]  # 3 small services in 4 units, not the popular one
     assert not (everything == popularity).all()
-    other = make_ddpg_trainer(trainer.config, params).init(jax.random.PRNGKey(1)).learner.actor_params
+    other = jax.jit(make_ddpg_trainer(trainer.config, params).init)(jax.random.PRNGKey(1)).learner.actor_params
     moved = lambda a: jax.tree.map(lambda x: x * 100.0, a)  # noqa: E731  (away from the ~0 initial logits)
     assert not (policy(moved(actor_params)) == policy(moved(other))).all()
 
@@ -104,8 +104,9 @@ def test_tiny_training_reward_rises_and_beats_the_untrained_actor():
         return out["mean_delay"], out["storage_violations"]
 
     eval_keys = jax.random.split(jax.random.PRNGKey(7), 2)
-    untrained = jax.vmap(trainer.init)(keys).learner.actor_params
-    trained_delay, violations = jax.jit(jax.vmap(delay))(runner.learner.actor_params, eval_keys)
-    untrained_delay, _ = jax.jit(jax.vmap(delay))(untrained, eval_keys)
+    untrained = jax.jit(jax.vmap(trainer.init))(keys).learner.actor_params
+    evaluate = jax.jit(jax.vmap(delay))  # one program for both
+    trained_delay, violations = evaluate(runner.learner.actor_params, eval_keys)
+    untrained_delay, _ = evaluate(untrained, eval_keys)
     assert int(np.sum(violations)) == 0
     assert float(np.mean(trained_delay)) < 0.97 * float(np.mean(untrained_delay)), (trained_delay, untrained_delay)
