@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,28 +80,41 @@ def test_popularity_prefers_most_requested():
     np.testing.assert_array_equal(deployment[0], [True, True, False, True, False, False])
 
 
+@functools.cache
+def _schedules():
+    """One slot's greedy, DDPG (noise 0 and 1) and convex schedules and their delays: one program for every seed."""
+    params = params_binding()
+    env = TwoTimescaleMEC(CONFIG)
+    trainer = make_ddpg_trainer(DDPGConfig(num_cells=3, num_services=6, slots_per_frame=3, frames_per_episode=4,
+                                           num_envs=1, num_episodes=1), params)
+
+    @jax.jit
+    def schedules(key, params):
+        key_dep, key_arr, key_actor = jax.random.split(key, 3)
+        deployment = random_deployment(key_dep, params, CONFIG.max_storage_units)
+        arrivals = jax.random.poisson(key_arr, 4.0, (3, 6)).astype(jnp.float32).at[0, 0].set(0.0)
+        previous = model.cloud_schedule(3, 6)
+        greedy = mb.greedy_schedule(key_dep, arrivals, deployment, params, previous)
+        actor_params = trainer.actor.init(key_actor, random_observation(key_actor), arrivals, deployment)
+        ddpg = [actor_schedule_fn(trainer.actor, actor_params, noise)(key_actor, arrivals, deployment, params,
+                                                                      previous) for noise in (0.0, 1.0)]
+        convex = env.schedule_slot(arrivals, deployment, params, warm_start=previous)
+        delay = lambda s: model.slot_delay(arrivals, deployment, s, params).total  # noqa: E731
+        return deployment, greedy, ddpg, convex, delay(convex), delay(greedy)
+
+    return lambda key: schedules(key, params)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_schedulers_satisfy_constraints(seed):
     """Greedy marginal-delay, DDPG masked softmax and the convex scheduler: eqs. (2)-(3)."""
-    params = params_binding()
-    env = TwoTimescaleMEC(CONFIG)
-    key_dep, key_arr, key_actor = jax.random.split(jax.random.PRNGKey(seed), 3)
-    deployment = random_deployment(key_dep, params, CONFIG.max_storage_units)
-    arrivals = jax.random.poisson(key_arr, 4.0, (3, 6)).astype(jnp.float32).at[0, 0].set(0.0)
-    previous = model.cloud_schedule(3, 6)
-    greedy = jax.jit(mb.greedy_schedule)(key_dep, arrivals, deployment, params, previous)
+    deployment, greedy, ddpg, convex, convex_delay, greedy_delay = _schedules()(jax.random.PRNGKey(seed))
     assert_schedule(greedy, deployment)
-    trainer = make_ddpg_trainer(DDPGConfig(num_cells=3, num_services=6, slots_per_frame=3, frames_per_episode=4,
-                                           num_envs=1, num_episodes=1), params)
-    actor_params = trainer.actor.init(key_actor, random_observation(key_actor), arrivals, deployment)
-    for noise in (0.0, 1.0):
-        ddpg = actor_schedule_fn(trainer.actor, actor_params, noise)(key_actor, arrivals, deployment, params, previous)
-        assert_schedule(ddpg, deployment)
-    convex = env.schedule_slot(arrivals, deployment, params, warm_start=previous)
+    for schedule in ddpg:  # noise 0 and 1
+        assert_schedule(schedule, deployment)
     assert_schedule(convex, deployment)
     # the greedy marginal-delay schedule is feasible but not better than the convex optimum
-    delay = lambda s: float(model.slot_delay(arrivals, deployment, s, params).total)  # noqa: E731
-    assert delay(convex) <= delay(greedy) * (1 + 1e-3)
+    assert float(convex_delay) <= float(greedy_delay) * (1 + 1e-3)
 
 
 def test_masked_softmax_zero_off_mask():
@@ -112,11 +127,16 @@ def test_masked_softmax_zero_off_mask():
 def test_oracle_sees_true_arrivals_and_is_best():
     params = params_binding()
     env = TwoTimescaleMEC(CONFIG)
-    obs, state = env.reset(jax.random.PRNGKey(0), params)
-    key = jax.random.PRNGKey(1)
-    predicted = mb.true_frame_arrivals(env, key, state, params)
-    _, _, _, _, _, info = env.step(key, state, jnp.zeros((3, 6), bool), params)
-    np.testing.assert_array_equal(jnp.swapaxes(predicted, 0, 1), info["final_observation"])
+
+    @jax.jit  # one program (reset, prediction, step), not op by op
+    def predicted_and_played(key):
+        obs, state = env.reset(jax.random.PRNGKey(0), params)
+        predicted = mb.true_frame_arrivals(env, key, state, params)
+        _, _, _, _, _, info = env.step(key, state, jnp.zeros((3, 6), bool), params)
+        return predicted, info["final_observation"]
+
+    predicted, final_observation = predicted_and_played(jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(jnp.swapaxes(predicted, 0, 1), final_observation)
 
     # the Oracle (clairvoyant search) is at least as good as Popularity on the same episodes;
     # the other policies' feasibility is covered above
