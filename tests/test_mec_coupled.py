@@ -38,12 +38,12 @@ RECORDED = {
 
 def recorded_rollout(env, seed):
     params = generate_params(seed, env.config)
-    obs, state = env.reset(jax.random.key(seed), params)
-    step = jax.jit(env.step)
+    obs, state = jax.jit(env.reset)(jax.random.key(seed), params)
+    step, deploy = jax.jit(env.step), jax.jit(env.deployment_from_values)  # one program each, not op by op
     observations, rewards = [np.asarray(obs)], []
     for frame in range(4):
         values = jax.random.normal(jax.random.key(100 + frame), (env.config.num_cells, env.config.num_services))
-        deployment = env.deployment_from_values(values, params)
+        deployment = deploy(values, params)
         obs, state, reward, *_ = step(jax.random.fold_in(jax.random.key(seed), frame), state, deployment, params)
         observations.append(np.asarray(obs))
         rewards.append(float(reward))
@@ -90,10 +90,11 @@ def test_amplitude_zero_rate_is_the_papers_zipf_bitwise():
 def test_default_observation_and_info_unchanged():
     env = TwoTimescaleMEC(SMALL)
     params = env.default_params
-    obs, state = env.reset(jax.random.key(0), params)
+    obs, state = jax.jit(env.reset)(jax.random.key(0), params)
     assert obs.shape == (3, 4, 6) and env.observation_space(params).shape == (3, 4, 6)
     deployment = jnp.zeros((3, 6), bool).at[:, 0].set(True)
-    _, state, _, _, _, info = env.step(jax.random.key(1), state, deployment, params)
+    # jit(env.step) on SMALL: the recorded-rollout test's program (compiled once), not a scan run op by op
+    _, state, _, _, _, info = jax.jit(env.step)(jax.random.key(1), state, deployment, params)
     assert "download_time" not in info
     np.testing.assert_array_equal(state.deployment, deployment)  # tracked, unused with the option off
 
@@ -191,9 +192,12 @@ def test_frames_match_reference_on_random_instances_and_actions(switching_cost):
 # ----------------------------------------------------------------------------- properties
 
 
+_PROGRAMS = {}  # env -> its jitted reset and step: each compiled once for all seeds and deployments
+
+
 def frame_rewards(env, params, deployments, seed):
-    _, state = env.reset(jax.random.key(seed), params)
-    step = jax.jit(env.step)
+    reset, step = _PROGRAMS.setdefault(env, (jax.jit(env.reset), jax.jit(env.step)))
+    _, state = reset(jax.random.key(seed), params)
     rewards = []
     for frame, deployment in enumerate(deployments):
         _, state, reward, *_ = step(jax.random.key(1000 * seed + frame), state, deployment, params)
@@ -205,11 +209,12 @@ def test_a_deployment_that_changes_every_frame_pays_more_than_one_that_stays():
     """Same arrivals (switching draws nothing); the penalty is reward without minus with switching."""
     config = dataclasses.replace(SMALL, frames_per_episode=5)
     off, on = TwoTimescaleMEC(config), TwoTimescaleMEC(dataclasses.replace(config, switching_cost=True))
+    deploy = jax.jit(off.deployment_from_values)
     for seed in range(3):
         params = generate_params(seed, config, storage_capacity=6)  # about half the services fit
         keys = jax.random.split(jax.random.key(seed))
-        first = off.deployment_from_values(jax.random.uniform(keys[0], (3, 6)), params)
-        second = off.deployment_from_values(jax.random.uniform(keys[1], (3, 6)), params)
+        first = deploy(jax.random.uniform(keys[0], (3, 6)), params)
+        second = deploy(jax.random.uniform(keys[1], (3, 6)), params)
         assert bool((first != second).any())
         stay, change = [first] * 4, [first, second, first, second]
         stay_penalty = frame_rewards(off, params, stay, seed) - frame_rewards(on, params, stay, seed)
@@ -227,11 +232,16 @@ def test_the_scheduler_prices_the_download_wait():
     rng = np.random.default_rng(0)
     arrivals = jnp.asarray(rng.poisson(3.0, (3, 6)), jnp.float32)
     deployment = env.deployment_from_values(jnp.asarray(rng.uniform(size=(3, 6)), jnp.float32), params)
-    wait = model.download_wait(deployment, jnp.zeros((3, 6), bool), params, 4)[0]
-    aware = env.schedule_slot(arrivals, deployment, params, wait=wait)
-    blind = env.schedule_slot(arrivals, deployment, params)
-    aware_delay = model.slot_delay(arrivals, deployment, aware, params, wait).mean
-    blind_delay = model.slot_delay(arrivals, deployment, blind, params, wait).mean
+
+    @jax.jit  # one program, not op by op
+    def delays(arrivals, deployment, params):
+        wait = model.download_wait(deployment, jnp.zeros((3, 6), bool), params, 4)[0]
+        aware = env.schedule_slot(arrivals, deployment, params, wait=wait)
+        blind = env.schedule_slot(arrivals, deployment, params)
+        return (model.slot_delay(arrivals, deployment, aware, params, wait).mean,
+                model.slot_delay(arrivals, deployment, blind, params, wait).mean)
+
+    aware_delay, blind_delay = delays(arrivals, deployment, params)
     assert float(aware_delay) < float(blind_delay) - 1e-3
 
 
