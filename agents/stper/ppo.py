@@ -426,7 +426,9 @@ def make_trainer(config: PPOConfig, env: GreenCPN | None = None, env_params: CPN
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs), env_params)
         one_obs = jax.tree.map(lambda x: x[0], obs)
         variables = network.init(key_net, one_obs, env_params.adjacency)
-        train_state = TrainState.create(apply_fn=network.apply, params=variables, tx=tx)
+        # step as a (strong) int32 array, as a restored checkpoint has it: a resumed run reuses the compiled chunk
+        train_state = TrainState.create(apply_fn=network.apply, params=variables, tx=tx).replace(
+            step=jnp.zeros((), jnp.int32))
         return RunnerState(
             train_state=train_state, env_state=env_state, obs=obs, hidden=nets.zero_carry(network, (num_envs,)),
             first=jnp.ones((num_envs,), bool), episode_return=jnp.zeros((num_envs,), jnp.float32), key=key,

@@ -282,8 +282,9 @@ def make_trainer(config: DDQNConfig, env_params: MECParams | None = None) -> Tra
         env_params = default_env_params if env_params is None else env_params
         key, key_net, key_reset = jax.random.split(key, 3)
         params = init_agents(network, key_net, m, config.slots_per_frame)
+        # step as a (strong) int32 array, as a restored checkpoint has it: a resumed run reuses the compiled chunk
         train_state = DDQNTrainState.create(apply_fn=network.apply, params=params, tx=optimizer,
-                                            target_params=params)
+                                            target_params=params).replace(step=jnp.zeros((), jnp.int32))
         observation, env_state = jax.vmap(env.reset, (0, None))(jax.random.split(key_reset, config.num_envs),
                                                                 env_params)
         example = Transition(observation[0], jnp.zeros((m, config.num_services), bool), jnp.zeros((), jnp.float32),
