@@ -18,6 +18,8 @@ FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + FAST_COMPILE).strip()
 
+import pytest  # noqa: E402
+
 import jaxcpn  # noqa: E402,F401  (sets the XLA:CPU flag before JAX initialises)
 import jax  # noqa: E402
 
@@ -40,3 +42,25 @@ def subprocess_env(xla_flags: str = "", **extra: str) -> dict[str, str]:
     return {**os.environ, "XLA_FLAGS": flags, "JAX_COMPILATION_CACHE_DIR": str(_CACHE),
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
             **extra}
+
+
+
+def pytest_collection_finish(session):
+    """Under ``--dist loadgroup`` (pyproject.toml), a worker's ``xdist_group`` tests must carry their group
+    in the node id: otherwise pytest-xdist silently stops grouping (pytest 9.2, pytest-dev/pytest-xdist#1386)
+    and every group's module fixtures are built on both workers. Such tests fail, saying so, instead of
+    running twice as long."""
+    config = session.config
+    if hasattr(config, "workerinput") and getattr(config.option, "loadgroup", False):  # set on workers by xdist
+        config.stash[_UNGROUPED] = {item.nodeid for item in session.items
+                                    if item.get_closest_marker("xdist_group") and "@" not in item.nodeid}
+
+
+def pytest_runtest_setup(item):
+    if item.nodeid in item.config.stash.get(_UNGROUPED, ()):
+        pytest.fail("--dist loadgroup is not grouping (this test's node id has no @group suffix): this "
+                    "pytest-xdist does not support this pytest (pytest-dev/pytest-xdist#1386); install pytest<9.2",
+                    pytrace=False)
+
+
+_UNGROUPED = pytest.StashKey[set]()
