@@ -97,6 +97,13 @@ def test_quick_run_writes_every_figure(quick_run):
     assert_finite(rows, ("mean_delay_s",))
     assert all(float(r["mean_delay_s"]) > 0 for r in rows)
     assert_bound_below_every_method(rows, ("panel", "x", "seed"))
+    from agents.ttosc.figures import read_fig5   # the CSV read back as the job holds it: {(M, K): {method: (1, S)}}
+
+    read = read_fig5(out / "ttosc_fig5_delay.csv")
+    assert list(read) == [(2, 3)] and set(read[(2, 3)]) == set(METHODS)
+    for r in rows:
+        assert read[(2, 3)][r["method"]].shape == (1, seeds)
+        assert read[(2, 3)][r["method"]][0, int(r["seed"])] == float(r["mean_delay_s"])
 
     # Fig. 6: the requested x values of the quick scale's first two points per panel.
     header, rows = read_rows(out / "ttosc_fig6_delay.csv")
