@@ -210,3 +210,30 @@ def test_a_rerun_loads_the_saved_agents_instead_of_training(quick_run, tmp_path,
     # other settings (here the seed) do not reuse the saved units
     with pytest.raises(AssertionError, match="trained again"):
         figures.main([*args, "--seed", "1", "--out", str(tmp_path / "other")])
+
+
+def test_a_rerun_loads_each_points_saved_bound(quick_run, tmp_path, monkeypatch):
+    """The quick run saved the lower bound of every Fig. 5 shape and Fig. 6 point in its run folder; a Bound-only
+    rerun of Fig. 6 on that folder loads them (solving again would raise) and writes the quick run's Bound rows;
+    with other evaluation episodes the saved bounds are not used."""
+    from agents.ttosc import figures
+
+    run = tmp_path / "run"
+    shutil.copytree(quick_run[0] / "run", run)
+    names = sorted(p.name for p in run.glob("*bound*.npz"))
+    assert names == sorted(["bound-M2-K3.npz"] + [f"fig6-bound-{panel}-{x}.npz" for panel, xs in (
+        ("zipf_exponent", ("0.8", "1.6")), ("users_per_cell", ("15", "30")), ("es_cpu_ghz", ("25", "100")),
+        ("storage_units", ("10", "40"))) for x in xs])
+
+    def no_solve(*args, **kwargs):
+        raise AssertionError("a saved bound was solved again")
+
+    monkeypatch.setattr(figures, "evaluation_lower_bound", no_solve)
+    args = ["--quick", "--cells", "2", "--services", "3", "--methods", "Bound", "--num-seeds", "2",
+            "--fig6-points", "2", "--figure", "6", "--run-dir", str(run)]
+    assert figures.main([*args, "--out", str(tmp_path / "again")]) == 0
+    _, before = read_rows(quick_run[0] / "ttosc_fig6_delay.csv")
+    _, again = read_rows(tmp_path / "again" / "ttosc_fig6_delay.csv")
+    assert again == [r for r in before if r["method"] == "Bound"]
+    with pytest.raises(AssertionError, match="solved again"):
+        figures.main([*args, "--eval-frames", "1", "--out", str(tmp_path / "other")])

@@ -39,7 +39,10 @@ default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is writte
 Shapes (M, K) compile once each; every number is from the run that wrote the file. The DDQN and
 DDPG agents of every shape, and those of every Fig. 6 point when trained per point, are saved in
 ``--run-dir`` (default ``runs/reproduce-ttosc-<preset>``) when trained, and a rerun with the same
-settings loads them instead of training again.
+settings loads them instead of training again. So is the lower bound of every Fig. 5 shape and
+Fig. 6 point (``bound-M<M>-K<K>.npz``, ``fig6-bound-<panel>-<x>.npz``: CPU minutes each), so a
+bound-only run (``--methods Bound``) beside the training run, on the same ``--run-dir``, hands the
+training run its bounds.
 """
 
 from __future__ import annotations
@@ -393,7 +396,8 @@ def stack_params(instances: Sequence[MECParams]) -> MECParams:
 def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams, methods: Sequence[str],
                      eval_seed: int, agents: Any = None, actor: Any = None, actor_params: Any = None,
                      per_point_agents: bool = False,
-                     progress: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
+                     progress: Callable[[str], None] | None = None,
+                     bound_units: Sequence[Path] | None = None) -> dict[str, np.ndarray]:
     """Average processing delay (P, S) of every method, one compiled program per method.
 
     Args:
@@ -401,6 +405,9 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
         agents: DDQN parameters, leading axes (S,) or (P, S) with ``per_point_agents``.
         actor, actor_params: DDPG actor and its parameters (same leading axes as ``agents``).
         per_point_agents: agents differ per point.
+        bound_units: P paths (``.npz``), one per point: each point's ``Bound`` (all seeds) is saved
+            there as soon as it is solved and loaded instead of solved again when it was saved for
+            the same instance, environment, episodes and seeds (the bound is CPU-minutes per point).
 
     Returns:
         {method: (P, S) float64 mean delay in s}; the same episodes (keys) for every method.
@@ -430,8 +437,10 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
     for name in methods:
         if name == "Bound":  # CVXPY on the host: points x seeds, each over the seed's own frames
             points = jax.tree.leaves(params)[0].shape[0]
-            results[name] = np.array([[evaluation_lower_bound(env, jax.tree.map(lambda x: x[i], params), key,
-                                                              scale.eval_envs, scale.eval_frames) for key in keys]
+            if bound_units is not None and len(bound_units) != points:
+                raise ValueError(f"bound_units: {len(bound_units)} paths for {points} points")
+            results[name] = np.array([point_bound(env, jax.tree.map(lambda x: x[i], params), keys, scale,
+                                                  None if bound_units is None else Path(bound_units[i]))
                                       for i in range(points)], np.float64)
             if progress is not None:
                 progress(name)
@@ -444,6 +453,35 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
         if progress is not None:
             progress(name)
     return results
+
+
+BOUND_UNIT_FORMAT = 1
+"""Version of what a saved bound unit holds (one point's lower bound of every seed, ``seconds``)."""
+
+
+def point_bound(env: TwoTimescaleMEC, params: MECParams, keys: jax.Array, scale: Scale,
+                path: Path | None = None) -> np.ndarray:
+    """One instance's lower bound (S,) on every method's delay, one value per evaluation key (seed).
+
+    With ``path``, the values are saved there (with the solve's seconds) and loaded instead of
+    solved when the unit's fingerprint matches: the instance's leaves, the environment's config,
+    the evaluation episodes and the keys.
+    """
+    fingerprint = None
+    if path is not None:
+        data = dict(kind="bound", instance=instance_digest(params), env=dataclasses.asdict(env.config),
+                    eval_envs=scale.eval_envs, eval_frames=scale.eval_frames,
+                    keys=np.asarray(keys).tolist(), format=BOUND_UNIT_FORMAT)
+        fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        loaded = load_unit(path, fingerprint, {})  # float64 values kept as extras, not as (float32) leaves
+        if loaded is not None and loaded[1]["bound"].shape == (len(keys),):
+            return np.asarray(loaded[1]["bound"], np.float64)
+    start = time.time()
+    values = np.array([evaluation_lower_bound(env, params, key, scale.eval_envs, scale.eval_frames) for key in keys],
+                      np.float64)
+    if path is not None:
+        save_unit(path, fingerprint, {}, bound=values, seconds=np.array(time.time() - start))
+    return values
 
 
 # ----------------------------------------------------------------------------- output
@@ -740,7 +778,8 @@ class Reproduction:
             params = stack_params([trained.trainer.env_params])
             self.fig5[shape] = evaluate_methods(
                 scale, *shape, params, methods, self.config.eval_seed, agents=trained.runner.train_state.params,
-                actor=actor, actor_params=actor_params, progress=lambda name: bar.update(1))
+                actor=actor, actor_params=actor_params, progress=lambda name: bar.update(1),
+                bound_units=[self.run_dir / f"bound-M{shape[0]}-K{shape[1]}.npz"])
             summary = ", ".join(f"{m} {self.fig5[shape][m].mean():.3f}" for m in methods)
             tqdm.write(f"  M={shape[0]} K={shape[1]}: {summary}")
         bar.close()
@@ -797,14 +836,15 @@ class Reproduction:
                 actor = trainer.actor
             training = "per-point"
         else:
-            agents = self.agents(shape).runner.train_state.params
+            agents = self.agents(shape).runner.train_state.params if "TTOSC" in methods else None
             actor, actor_params = self.ddpg_actors(shape) if "DDPG" in methods else (None, None)
             training = "default-instance"
         bar = tqdm(total=len(methods), desc=f"Fig. 6: {len(points)} points x {scale.num_seeds} seeds per method",
                    unit="method")
         results = evaluate_methods(scale, *shape, params, methods, self.config.eval_seed, agents=agents,
                                    actor=actor, actor_params=actor_params, per_point_agents=scale.fig6_per_point,
-                                   progress=lambda name: bar.update(1))
+                                   progress=lambda name: bar.update(1),
+                                   bound_units=[self.run_dir / f"fig6-bound-{panel}-{x:g}.npz" for panel, x in points])
         bar.close()
         # per-point training seconds of the row's method (empty: not trained per point)
         seconds = ({m: self.fig6_seconds[k] for m, k in (("TTOSC", "ddqn"), ("DDPG", "ddpg")) if m in methods}
