@@ -77,28 +77,35 @@ def frame_relaxation(arrivals, base_delay, task_cycles, es_cpu, service_size, st
     lam, D, cycles, cpu, size, capacity, weight = _frame_inputs(
         "frame_relaxation", arrivals, base_delay, task_cycles, es_cpu, service_size, storage_capacity, slot_weight)
     slots, m, k = lam.shape
-    rows = slots * m * k  # row (l, m, k) in C order
-    lam_rows = lam.reshape(rows)
-    flow = cp.Variable((rows, m + 1), nonneg=True)
+    # One row of flows per (l, m, k) with tasks: a row without tasks has f = 0 (its flows sum to
+    # lam = 0 and are >= 0), adds nothing to the objective, and its linking rows are 0 <= 0, so
+    # leaving it out changes neither the optimum nor x's feasible set (and shrinks the conic
+    # program by the share of empty rows, most of them at the paper's sizes).
+    index = np.argwhere(lam > 0)  # (R, 3) of (l, m, k)
+    rows = len(index)
     x = cp.Variable((m, k), nonneg=True)
-    # (E @ x.T)[(l, m, k), n] = x[n, k]: the deployment seen by each row's service.
-    service_of_row = np.tile(np.arange(k), slots * m)
+    fits = size[None, :] <= capacity[:, None]
+    deployment = [x <= fits.astype(np.float64), x @ size <= capacity]
+    if rows == 0:  # no tasks: every feasible x is optimal, at 0
+        return 0.0, np.zeros((m, k), np.float64)
+    lam_rows = lam[index[:, 0], index[:, 1], index[:, 2]]
+    flow = cp.Variable((rows, m + 1), nonneg=True)
+    # (E @ x.T)[row, n] = x[n, k]: the deployment seen by each row's service.
+    service_of_row = index[:, 2]
 
     select = sp.csr_matrix((np.ones(rows), (np.arange(rows), service_of_row)), shape=(rows, k))
     # (G @ flow)[l, n] = sum_{m,k} sqrt(c_k) f[l, m, k, n]: the Cauchy-Schwarz aggregate of ES n's loads.
-    slot_of_row = np.repeat(np.arange(slots), m * k)
+    slot_of_row = index[:, 0]
     aggregate = sp.csr_matrix((np.sqrt(cycles)[service_of_row], (slot_of_row, np.arange(rows))), shape=(slots, rows))
-    row_weight = np.repeat(weight, m * k)
-    row_delay = D.reshape(m * k, m + 1)[np.tile(np.arange(m * k), slots)]  # D[m, k, :] of row (l, m, k)
+    row_weight = weight[slot_of_row]
+    row_delay = D[index[:, 1], index[:, 2], :]  # D[m, k, :] of row (l, m, k)
     linear = cp.sum(cp.multiply(row_weight[:, None] * row_delay, flow))
     quad_coef = weight[:, None] / cpu[None, :]  # (L, M)
     quadratic = cp.sum(cp.multiply(quad_coef, cp.square(aggregate @ flow[:, :m])))
-    fits = size[None, :] <= capacity[:, None]
     constraints = [
         cp.sum(flow, axis=1) == lam_rows,
         flow[:, :m] <= cp.multiply(lam_rows[:, None], select @ x.T),
-        x <= fits.astype(np.float64),
-        x @ size <= capacity,
+        *deployment,
     ]
     problem = cp.Problem(cp.Minimize(linear + quadratic), constraints)
     problem.solve(solver=solver)

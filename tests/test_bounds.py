@@ -260,3 +260,44 @@ def test_frame_outcomes_record_the_played_frames_across_episode_ends():
     played = jax.jit(lambda k: mb.evaluate_policy(TINY_ENV, params, mb.popularity_policy, k, 3, num_frames))(
         jax.random.PRNGKey(4))
     assert 0 < bound <= float(played["mean_delay"]) * (1 + 1e-6)
+
+
+def _full_row_relaxation(lam, D, cycles, cpu, size, capacity, weight):
+    """The relaxation of solvers/bounds.py's docstring with a flow row for every (l, m, k), empty ones too."""
+    import cvxpy as cp
+
+    slots, m, k = lam.shape
+    flows = [cp.Variable((m * k, m + 1), nonneg=True) for _ in range(slots)]
+    x = cp.Variable((m, k), nonneg=True)
+    deployed = cp.vstack([x.T for _ in range(m)])  # row (m', k) sees x[:, k]
+    objective, constraints = 0, [x <= (size[None, :] <= capacity[:, None]).astype(float), x @ size <= capacity]
+    for l, f in enumerate(flows):
+        rows = lam[l].reshape(-1)
+        load = np.tile(np.sqrt(cycles), m)[None, :] @ f[:, :m]  # (1, M): sum over rows of sqrt(c_k) f
+        objective += weight[l] * (cp.sum(cp.multiply(D.reshape(m * k, m + 1), f)) + cp.sum(cp.multiply(
+            1.0 / cpu[None, :], cp.square(load))))
+        constraints += [cp.sum(f, axis=1) == rows, f[:, :m] <= cp.multiply(rows[:, None], deployed)]
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    problem.solve(solver="CLARABEL")
+    return problem.value
+
+
+def test_mec_relaxation_without_its_empty_rows_equals_the_full_program():
+    """frame_relaxation keeps only the (l, m, k) with tasks; on sparse random frames its optimum is the program's
+    with every row, and a frame without tasks is 0."""
+    from solvers.bounds import frame_relaxation
+
+    rng = np.random.default_rng(0)
+    params = generate_params(0, TINY_MEC, TINY_RANGES)
+    get = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    inputs = (get(mec_model.base_delay(params)), get(params.task_cycles), get(params.es_cpu),
+              get(params.service_size), get(params.storage_capacity))
+    slots, m, k = TINY_MEC.slots_per_frame, TINY_MEC.num_cells, TINY_MEC.num_services
+    for _ in range(3):
+        lam = rng.poisson(2.0, (slots, m, k)) * (rng.random((slots, m, k)) < 0.4)
+        assert 0 < np.count_nonzero(lam) < lam.size
+        weight = mec_bounds.slot_weights(lam)
+        value, x = frame_relaxation(lam, *inputs, weight)
+        assert value == pytest.approx(_full_row_relaxation(lam.astype(float), *inputs, weight), rel=1e-6)
+        assert x.shape == (m, k)
+    assert frame_relaxation(np.zeros((slots, m, k)), *inputs, np.zeros(slots))[0] == 0.0
