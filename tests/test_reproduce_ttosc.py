@@ -237,3 +237,22 @@ def test_a_rerun_loads_each_points_saved_bound(quick_run, tmp_path, monkeypatch)
     assert again == [r for r in before if r["method"] == "Bound"]
     with pytest.raises(AssertionError, match="solved again"):
         figures.main([*args, "--eval-frames", "1", "--out", str(tmp_path / "other")])
+
+
+def test_runtime_alone_times_the_saved_agents(quick_run, tmp_path, monkeypatch):
+    """--figure runtime on a run folder that holds a shape's DDQN unit times those trained agents, without training."""
+    from agents.ttosc import figures
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(quick_run[0] / "run" / "ddqn-M2-K3.npz", run)
+    monkeypatch.setattr(figures, "train_ddqn", lambda *a, **k: pytest.fail("the saved DDQN unit was not loaded"))
+    args = ["--quick", "--cells", "2", "--services", "3", "--num-seeds", "2", "--figure", "runtime",
+            "--run-dir", str(run)]
+    assert figures.main([*args, "--out", str(tmp_path / "out")]) == 0
+    _, rows = read_rows(tmp_path / "out" / "ttosc_runtime.csv")
+    assert [(r["num_cells"], r["num_services"], r["weights"]) for r in rows] == [("2", "3", "trained")] * 2
+    (run / "ddqn-M2-K3.npz").unlink()  # without the unit: the default shape at initial weights
+    assert figures.main([*args, "--out", str(tmp_path / "bare")]) == 0
+    _, rows = read_rows(tmp_path / "bare" / "ttosc_runtime.csv")
+    assert [r["weights"] for r in rows] == ["initial"] * 2

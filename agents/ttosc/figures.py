@@ -33,8 +33,9 @@ default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is writte
   ``train_s`` column is each point's training time: ``ttosc_fig6_delay.csv/png``.
 - ``runtime``: median time of one small-timescale decision (convex scheduling of one slot) and
   one large-timescale decision (all agents' GRU + knapsacks), measured by
-  ``agents.ttosc.train.decision_times``, against the paper's 7.21 ms and 19.39 ms:
-  ``ttosc_runtime.csv``.
+  ``agents.ttosc.train.decision_times``, against the paper's 7.21 ms and 19.39 ms, at every shape
+  whose DDQN agents the run trained or its ``--run-dir`` holds (and at the default shape, with
+  initial weights if it has none): ``ttosc_runtime.csv``.
 
 Shapes (M, K) compile once each; every number is from the run that wrote the file. The DDQN and
 DDPG agents of every shape, and those of every Fig. 6 point when trained per point, are saved in
@@ -616,13 +617,17 @@ class Reproduction:
                     frames=self.scale.frames_per_episode, format=UNIT_FORMAT)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def agents(self, shape: tuple[int, int]) -> Trained:
+    def agents(self, shape: tuple[int, int], train: bool = True) -> Trained | None:
+        """The DDQN agents of ``shape`` (all seeds): loaded from the run folder, else trained and saved
+        (``train=False``: None instead of training)."""
         if shape not in self.trained:
             path, fingerprint = self.run_dir / f"ddqn-M{shape[0]}-K{shape[1]}.npz", self._fingerprint("ddqn", shape)
             trainer = make_trainer(ddqn_config(self.scale, *shape))
             keys = seed_keys(self.config.seed, self.scale.num_seeds)
             like = jax.eval_shape(lambda k: jax.vmap(trainer.init)(k).train_state, keys)
             loaded = load_unit(path, fingerprint, like)
+            if loaded is None and not train:
+                return None
             if loaded is None:
                 trained = train_ddqn(self.scale, *shape, self.config.seed)
                 save_unit(path, fingerprint, trained.runner.train_state, episode_reward=trained.episode_reward,
@@ -890,9 +895,10 @@ class Reproduction:
         scale = self.scale
         rows = []
         default = (scale.default_cells, scale.default_services)
-        shapes = [default] + [s for s in all_shapes(scale) if s != default and s in self.trained]
+        # every shape whose agents this run trained or the run folder holds (loading is cheap), and the default
+        shapes = [default] + [s for s in all_shapes(scale) if s != default and self.agents(s, train=False) is not None]
         for shape in tqdm(shapes, desc="running time per (M, K)", unit="shape"):
-            if shape in self.trained:
+            if self.agents(shape, train=False) is not None:
                 trainer, runner, weights = self.trained[shape].trainer, self.trained[shape].runner, "trained"
             else:  # the decision's compute does not depend on the weights
                 trainer = make_trainer(ddqn_config(scale, *shape))
