@@ -114,6 +114,12 @@ def frame_relaxation(arrivals, base_delay, task_cycles, es_cpu, service_size, st
     return float(problem.value), np.asarray(x.value, np.float64)
 
 
+def frame_relaxation_value(inputs: tuple) -> float:
+    """``frame_relaxation(*inputs)``'s optimal value: one picklable call per frame for a process pool
+    (this module imports only NumPy, so a spawned worker starts without JAX)."""
+    return frame_relaxation(*inputs)[0]
+
+
 def frame_milp_bound(arrivals, base_delay, task_cycles, es_cpu, service_size, storage_capacity, slot_weight,
                      *, num_tangents: int = 8, rounds: int = 4, time_limit: float = 30.0,
                      mip_rel_gap: float = 1e-4) -> tuple[float, np.ndarray | None]:

@@ -257,6 +257,9 @@ def test_frame_outcomes_record_the_played_frames_across_episode_ends():
                                             num_frames)
     np.testing.assert_array_equal(np.asarray(out["arrivals"]).sum(axis=(2, 3, 4)), np.asarray(out["tasks"]))
     bound = mec_bounds.evaluation_lower_bound(TINY_ENV, params, jax.random.PRNGKey(4), 3, num_frames)
+    with mec_bounds.bound_pool(2) as pool:  # the frames solved in two spawned processes: the same value
+        assert mec_bounds.evaluation_lower_bound(TINY_ENV, params, jax.random.PRNGKey(4), 3, num_frames,
+                                                 pool=pool) == bound
     played = jax.jit(lambda k: mb.evaluate_policy(TINY_ENV, params, mb.popularity_policy, k, 3, num_frames))(
         jax.random.PRNGKey(4))
     assert 0 < bound <= float(played["mean_delay"]) * (1 + 1e-6)
@@ -301,3 +304,11 @@ def test_mec_relaxation_without_its_empty_rows_equals_the_full_program():
         assert value == pytest.approx(_full_row_relaxation(lam.astype(float), *inputs, weight), rel=1e-6)
         assert x.shape == (m, k)
     assert frame_relaxation(np.zeros((slots, m, k)), *inputs, np.zeros(slots))[0] == 0.0
+
+
+
+def test_bad_bound_pool_size_is_named():
+    assert mec_bounds.bound_pool(1) is None  # one worker: solve in this process
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=f"workers={bad!r} is invalid"):
+            mec_bounds.bound_pool(bad)

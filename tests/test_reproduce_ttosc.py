@@ -21,7 +21,7 @@ METHODS = ("TTOSC", "Popularity", "Bound")
 # One shape (M = 2, K = 3), two methods and the lower bound, two seeds, two points per Fig. 6 panel: the run is
 # dominated by XLA compilation, so the subprocess compiles with LLVM optimisation off.
 ARGS = ["--quick", "--cells", "2", "--services", "3", "--methods", *METHODS, "--num-seeds", "2",
-        "--fig6-points", "2"]
+        "--fig6-points", "2", "--bound-workers", "2"]  # the bound's frames in a pool (test_bounds: same values)
 
 
 def read_rows(path: Path) -> tuple[list[str], list[dict]]:
@@ -138,6 +138,7 @@ def test_quick_run_writes_every_figure(quick_run):
     (["--num-seeds", "0"], "--num-seeds=0 is invalid"),
     (["--cells", "3", "-1"], "--cells=(3, -1) is invalid"),
     (["--methods", "TTOSC", "Magic"], "--methods=('TTOSC', 'Magic') is invalid"),
+    (["--bound-workers", "0"], "--bound-workers=0 is invalid"),
 ])
 def test_bad_flags_are_named(flags, message, capsys):
     from agents.ttosc import figures

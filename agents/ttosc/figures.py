@@ -48,6 +48,7 @@ training run its bounds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -66,7 +67,7 @@ from agents.outputs import smooth
 from agents.seeds import seed_keys
 from agents.ttosc import baselines as mb
 from agents.ttosc.ddpg import DDPGConfig, ddpg_env, ddpg_policy, make_ddpg_trainer
-from agents.ttosc.bounds import evaluation_lower_bound
+from agents.ttosc.bounds import bound_pool, evaluation_lower_bound
 from agents.ttosc.ddqn import DDQNConfig, RunnerState, ddqn_policy, make_network, make_trainer
 from agents.ttosc.train import decision_times
 from jaxcpn.mec.env import TwoTimescaleMEC
@@ -234,8 +235,11 @@ class ReproConfig:
     """Base training seed (seed s uses fold_in(PRNGKey(seed), s))."""
     eval_seed: int = 12345
     """Base seed of the evaluation episodes."""
+    bound_workers: int = 1
+    """Processes that solve the lower bound's frames (CVXPY, one core each; the values do not depend on it)."""
 
     def __post_init__(self):
+        require_positive(self, "bound_workers")
         require_positive(self, "num_seeds", "num_episodes", "ddpg_episodes", "eval_envs", "eval_frames",
                          "fig6_points", "fig6_episodes", "fig6_ddpg_episodes", allow_none=True)
         for name in ("cells", "services"):
@@ -398,7 +402,7 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
                      eval_seed: int, agents: Any = None, actor: Any = None, actor_params: Any = None,
                      per_point_agents: bool = False,
                      progress: Callable[[str], None] | None = None,
-                     bound_units: Sequence[Path] | None = None) -> dict[str, np.ndarray]:
+                     bound_units: Sequence[Path] | None = None, bound_pool=None) -> dict[str, np.ndarray]:
     """Average processing delay (P, S) of every method, one compiled program per method.
 
     Args:
@@ -409,6 +413,7 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
         bound_units: P paths (``.npz``), one per point: each point's ``Bound`` (all seeds) is saved
             there as soon as it is solved and loaded instead of solved again when it was saved for
             the same instance, environment, episodes and seeds (the bound is CPU-minutes per point).
+        bound_pool: processes for the bound's frames (``agents.ttosc.bounds.bound_pool``; None: this process).
 
     Returns:
         {method: (P, S) float64 mean delay in s}; the same episodes (keys) for every method.
@@ -441,7 +446,7 @@ def evaluate_methods(scale: Scale, cells: int, services: int, params: MECParams,
             if bound_units is not None and len(bound_units) != points:
                 raise ValueError(f"bound_units: {len(bound_units)} paths for {points} points")
             results[name] = np.array([point_bound(env, jax.tree.map(lambda x: x[i], params), keys, scale,
-                                                  None if bound_units is None else Path(bound_units[i]))
+                                                  None if bound_units is None else Path(bound_units[i]), bound_pool)
                                       for i in range(points)], np.float64)
             if progress is not None:
                 progress(name)
@@ -461,7 +466,7 @@ BOUND_UNIT_FORMAT = 1
 
 
 def point_bound(env: TwoTimescaleMEC, params: MECParams, keys: jax.Array, scale: Scale,
-                path: Path | None = None) -> np.ndarray:
+                path: Path | None = None, pool=None) -> np.ndarray:
     """One instance's lower bound (S,) on every method's delay, one value per evaluation key (seed).
 
     With ``path``, the values are saved there (with the solve's seconds) and loaded instead of
@@ -478,8 +483,8 @@ def point_bound(env: TwoTimescaleMEC, params: MECParams, keys: jax.Array, scale:
         if loaded is not None and loaded[1]["bound"].shape == (len(keys),):
             return np.asarray(loaded[1]["bound"], np.float64)
     start = time.time()
-    values = np.array([evaluation_lower_bound(env, params, key, scale.eval_envs, scale.eval_frames) for key in keys],
-                      np.float64)
+    values = np.array([evaluation_lower_bound(env, params, key, scale.eval_envs, scale.eval_frames, pool=pool)
+                       for key in keys], np.float64)
     if path is not None:
         save_unit(path, fingerprint, {}, bound=values, seconds=np.array(time.time() - start))
     return values
@@ -604,6 +609,7 @@ class Reproduction:
         self.out = out
         self.run_dir = run_dir or out.parent
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.bound_pool = None  # processes for the lower bound's frames (main sets it from --bound-workers)
         self.written: list[Path] = []
         self.trained: dict[tuple[int, int], Trained] = {}
         self.fig5: dict[tuple[int, int], dict[str, np.ndarray]] = {}
@@ -784,7 +790,7 @@ class Reproduction:
             self.fig5[shape] = evaluate_methods(
                 scale, *shape, params, methods, self.config.eval_seed, agents=trained.runner.train_state.params,
                 actor=actor, actor_params=actor_params, progress=lambda name: bar.update(1),
-                bound_units=[self.run_dir / f"bound-M{shape[0]}-K{shape[1]}.npz"])
+                bound_units=[self.run_dir / f"bound-M{shape[0]}-K{shape[1]}.npz"], bound_pool=self.bound_pool)
             summary = ", ".join(f"{m} {self.fig5[shape][m].mean():.3f}" for m in methods)
             tqdm.write(f"  M={shape[0]} K={shape[1]}: {summary}")
         bar.close()
@@ -849,7 +855,8 @@ class Reproduction:
         results = evaluate_methods(scale, *shape, params, methods, self.config.eval_seed, agents=agents,
                                    actor=actor, actor_params=actor_params, per_point_agents=scale.fig6_per_point,
                                    progress=lambda name: bar.update(1),
-                                   bound_units=[self.run_dir / f"fig6-bound-{panel}-{x:g}.npz" for panel, x in points])
+                                   bound_units=[self.run_dir / f"fig6-bound-{panel}-{x:g}.npz" for panel, x in points],
+                                   bound_pool=self.bound_pool)
         bar.close()
         # per-point training seconds of the row's method (empty: not trained per point)
         seconds = ({m: self.fig6_seconds[k] for m, k in (("TTOSC", "ddqn"), ("DDPG", "ddpg")) if m in methods}
@@ -923,8 +930,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"TTOSC reproduction: figures {', '.join(config.figures)}, preset {config.preset_name}, "
           f"{scale.num_seeds} seeds, out {out}", flush=True)
     reproduction = Reproduction(config, scale, out, run_dir)
-    for figure in config.figures:
-        getattr(reproduction, "runtime" if figure == "runtime" else f"figure{figure}")()
+    pool = bound_pool(config.bound_workers) if "Bound" in scale.methods else None
+    with pool or contextlib.nullcontext():
+        reproduction.bound_pool = pool
+        for figure in config.figures:
+            getattr(reproduction, "runtime" if figure == "runtime" else f"figure{figure}")()
     print("files written:")
     for path in reproduction.written:
         print(f"  {path}")
