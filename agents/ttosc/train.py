@@ -280,7 +280,8 @@ def decision_times(ddqn: DDQNConfig, qp_iterations: int, trainer, runner) -> dic
     """Wall time (ms, median) of one small-timescale and one large-timescale decision."""
     env = TwoTimescaleMEC(ddqn.env_config(qp_iterations))
     params = trainer.env_params
-    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    # one program (the same state, bit for bit) instead of the reset's primitives compiled one by one
+    obs, state = jax.jit(env.reset)(jax.random.PRNGKey(0), params)
     agent_params = jax.tree.map(lambda x: x[0], runner.train_state.params)
     large = jax.jit(lambda o: greedy_policy(trainer.network, agent_params, o, params, env.config.max_storage_units))
     deployment = large(obs)
