@@ -256,6 +256,11 @@ def test_frame_outcomes_record_the_played_frames_across_episode_ends():
     out = mec_bounds._jitted_frame_outcomes(TINY_ENV, params, mb.popularity_policy, jax.random.PRNGKey(4), 3,
                                             num_frames)
     np.testing.assert_array_equal(np.asarray(out["arrivals"]).sum(axis=(2, 3, 4)), np.asarray(out["tasks"]))
+    # the bound's own recording (every task to the cloud, nothing scheduled) meets the same frames
+    cheap = mec_bounds._jitted_frame_outcomes(mec_bounds.arrivals_env(TINY_ENV), params, mb.popularity_policy,
+                                              jax.random.PRNGKey(4), 3, num_frames)
+    for name in ("arrivals", "tasks"):
+        np.testing.assert_array_equal(np.asarray(cheap[name]), np.asarray(out[name]))
     bound = mec_bounds.evaluation_lower_bound(TINY_ENV, params, jax.random.PRNGKey(4), 3, num_frames)
     with mec_bounds.bound_pool(2) as pool:  # the frames solved in two spawned processes: the same value
         assert mec_bounds.evaluation_lower_bound(TINY_ENV, params, jax.random.PRNGKey(4), 3, num_frames,

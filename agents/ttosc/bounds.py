@@ -317,6 +317,25 @@ def measure_gaps(config=None, seed: int = 0, num_envs: int = 4, num_frames: int 
 _jitted_frame_outcomes = jax.jit(frame_outcomes, static_argnums=(0, 2, 4, 5))
 
 
+def _cloud_schedule_fn(key, arrivals, deployment, params, previous):
+    return model.cloud_schedule(*arrivals.shape)
+
+
+_ARRIVAL_ENVS: dict = {}
+
+
+def arrivals_env(env: TwoTimescaleMEC) -> TwoTimescaleMEC:
+    """``env`` with every task sent to the cloud (no per-slot program to solve): the same frames.
+
+    A frame's arrivals and task counts depend only on the step's key (``env.step`` splits it the
+    same way whatever the scheduler), so :func:`frame_outcomes` of this env records the arrivals
+    that ``env`` plays, at a fraction of the cost. One env per ``env``, so it compiles once.
+    """
+    if env not in _ARRIVAL_ENVS:
+        _ARRIVAL_ENVS[env] = TwoTimescaleMEC(env.config, schedule_fn=_cloud_schedule_fn)
+    return _ARRIVAL_ENVS[env]
+
+
 def bound_pool(workers: int):
     """A pool of ``workers`` spawned processes for :func:`evaluation_lower_bound`'s frames (use it as a
     context manager), or None for ``workers = 1`` (solve in this process).
@@ -349,7 +368,8 @@ def evaluation_lower_bound(env: TwoTimescaleMEC, params: MECParams, key: jax.Arr
     from agents.ttosc import baselines as mb
 
     # (valid with switching costs too: downloads only add non-negative waits)
-    out = jax.device_get(_jitted_frame_outcomes(env, params, mb.popularity_policy, key, num_envs, num_frames))
+    out = jax.device_get(_jitted_frame_outcomes(arrivals_env(env), params, mb.popularity_policy, key, num_envs,
+                                                num_frames))
     arrivals = np.asarray(out["arrivals"]).reshape((-1,) + out["arrivals"].shape[2:])
     tasks = np.asarray(out["tasks"], np.float64).reshape(-1)
     if pool is None:
