@@ -19,6 +19,7 @@ boundary), ``learning_curves.png`` (cumulative reward and explained variance) an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -199,8 +200,28 @@ def evaluate(config: TrainConfig, runner: RunnerState, env_params=None) -> dict:
     env, params = trainer.env, trainer.env_params
     key = jax.random.PRNGKey(config.eval_seed)
 
-    def summarise(policy):
-        metrics = jax.jit(lambda k: rollout_cpn(policy, env, params, k, config.eval_episodes))(key)
+    # One program plays every seed's trained policy (its variables an argument) and the baselines that
+    # return destinations (lax.switch on the policy's index, one env step for all): compiled once, not once
+    # per seed and baseline. Random returns routes too (another step), so it has its own program.
+    switched = ("greedy", "coord-ascent")
+
+    def play(index, variables, k):
+        branches = [lambda k, state: network_policy(trainer.network, variables)(k, env, state, params)] + [
+            functools.partial(lambda name, k, state: CPN_POLICIES[name](k, env, state, params), name)
+            for name in switched]
+        return rollout_cpn(lambda k, env, state, params: jax.lax.switch(index, branches, k, state), env, params, k,
+                           config.eval_episodes)
+
+    play = jax.jit(play)
+    some_variables = jax.tree.map(lambda x: x[0], runner.train_state.params)
+
+    def summarise(policy, variables=None):
+        if policy in switched:
+            metrics = play(1 + switched.index(policy), some_variables, key)
+        elif policy is None:
+            metrics = play(0, variables, key)
+        else:
+            metrics = jax.jit(lambda k: rollout_cpn(CPN_POLICIES[policy], env, params, k, config.eval_episodes))(key)
         profit = np.asarray(metrics["profit"])
         return dict(slot_profit=float(profit.mean()), episode_profit=float(profit.sum(0).mean()),
                     mean_delay=float(np.asarray(metrics["mean_delay"]).mean()),
@@ -208,13 +229,13 @@ def evaluate(config: TrainConfig, runner: RunnerState, env_params=None) -> dict:
                     bound_slot_profit=float(np.asarray(metrics["bound"]).mean()),
                     bound_episode_profit=float(np.asarray(metrics["bound"]).sum(0).mean()))
 
-    per_seed = [summarise(network_policy(trainer.network, jax.tree.map(lambda x: x[s], runner.train_state.params)))
+    per_seed = [summarise(None, jax.tree.map(lambda x: x[s], runner.train_state.params))
                 for s in range(config.num_seeds)]
     row = {k: float(np.mean([p[k] for p in per_seed])) for k in per_seed[0]}
     row["slot_profit_std"] = float(np.std([p["slot_profit"] for p in per_seed]))
     row["per_seed_slot_profit"] = [p["slot_profit"] for p in per_seed]
     results = {config.ppo.variant: row}
-    results.update({name: summarise(CPN_POLICIES[name]) for name in ("random", "greedy", "coord-ascent")})
+    results.update({name: summarise(name) for name in ("random", "greedy", "coord-ascent")})
     # The bound of the slots each policy played: the same for all (same key and exogenous inputs;
     # with compute sharing the bound takes the queues empty, so it does not depend on the policy).
     greedy = results["greedy"]
