@@ -76,6 +76,7 @@ amplitude, one DDQN seed (120 episodes) median 26 s (55 s first).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -113,6 +114,8 @@ VARIANTS = ("stper", "stper-l", "stper-m")
 CPN_BASELINES = ("greedy", "coord-ascent", "mpc", "random")
 CPN_BASELINE_CHOICES = CPN_BASELINES + ("random-shortest",)
 CPN_MYOPIC = ("greedy", "coord-ascent")
+CPN_DESTINATION_BASELINES = ("greedy", "coord-ascent", "mpc", "random-shortest")
+"""The CPN baselines whose decision is the destinations alone (the env's action; Random also routes)."""
 MEC_BASELINES = ("Greedy", "Popularity", "MPC")
 MEC_MYOPIC = ("Greedy", "Popularity")
 LABELS = {"stper": "STPer", "stper-l": "STPer-L", "stper-m": "STPer-M", "greedy": "Greedy",
@@ -509,6 +512,19 @@ class CPNRunner:
 
         def compute():
             static = (setting.compute_sharing, setting.observe_current_workload)
+            if name in CPN_DESTINATION_BASELINES:
+                # One program plays every chosen baseline that returns destinations (lax.switch on the
+                # policy's index inside the slot, one env step for all): compiled once, not once per baseline.
+                names = tuple(b for b in self.baselines() if b in CPN_DESTINATION_BASELINES)
+
+                def play(index, p):
+                    branches = [functools.partial(lambda b, k, state: CPN_POLICIES[b](k, env, state, p), b)
+                                for b in names]
+                    return rollout_cpn(lambda k, env, state, p: jax.lax.switch(index, branches, k, state), env, p,
+                                       self.eval_key, episodes)
+
+                program = self._program(("baselines", names, static), lambda: jax.jit(play))
+                return self._summary(program(names.index(name), self.params(setting)))
             program = self._program(("baseline", name, static), lambda: jax.jit(
                 lambda p: rollout_cpn(CPN_POLICIES[name], env, p, self.eval_key, episodes)))
             return self._summary(program(self.params(setting)))
@@ -582,21 +598,62 @@ class MECRunner:
                 mb.GreedyScheduledMEC(ddqn.env_config(self.config.eval_qp_iterations)),
                 TwoTimescaleMEC(ddqn.env_config(self.config.search_qp_iterations)))
 
+    def _trainer(self, ddqn: SwitchingDDQNConfig):
+        return self._program(("trainer", ddqn), lambda: make_ddqn_trainer(ddqn, env_params=self.base))
+
+    def _evaluation(self, setting: MECSetting):
+        """``jit(index, agents, params -> evaluate_policy(...))`` of the MPC (index 0), Popularity (1) and
+        TTOSC's ``agents`` (2) on the evaluation env; ``agents`` is unused by the baselines.
+
+        The three play the same env: one program (a ``lax.switch`` on the index inside the frame, one env
+        step for all) is compiled once per static config instead of three. The frame policies play as a
+        ``LookaheadPolicy`` that reads the first step key, the key ``evaluate_policy`` hands a plain policy:
+        the same frames and numbers.
+        """
+        config = self.config
+        ddqn = config.ddqn(setting)
+
+        def build():
+            env, _, search_env = self._envs(setting)
+            network = self._trainer(ddqn).network
+            capacity = env.config.max_storage_units
+            mpc = mb.clairvoyant_mpc_policy(search_env, horizon=config.mpc_horizon, num_rounds=config.mpc_rounds,
+                                            num_proposals=config.mpc_proposals)
+
+            def play(index, agents, p):
+                frame = (mb.popularity_policy, ddqn_policy(network, agents, capacity))
+                branches = [mpc.plan] + [functools.partial(lambda policy, keys, valid, *rest: policy(keys[0], *rest),
+                                                           policy) for policy in frame]
+                policy = mb.LookaheadPolicy(mpc.horizon, lambda *args: jax.lax.switch(index, branches, *args))
+                return mb.evaluate_policy(env, p, policy, self.eval_key, config.mec_eval_envs, config.mec_eval_frames)
+
+            return jax.jit(play)
+
+        return self._program(("evaluate", ddqn), build)
+
+    def _untrained_agents(self, setting: MECSetting):
+        """Zero agents of the shape TTOSC trains (the baselines' unused ``agents`` argument)."""
+        ddqn = self.config.ddqn(setting)
+
+        def build():
+            shapes = jax.eval_shape(self._trainer(ddqn).init, seed_key(0, 0), self.base).train_state.params
+            return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+        return self._program(("untrained", ddqn), build)
+
     def baseline(self, setting: MECSetting, name: str) -> dict[str, float]:
         config = self.config
         frames, envs = config.mec_eval_frames, config.mec_eval_envs
 
         def compute():
-            env, greedy_env, search_env = self._envs(setting)
-            policies = {"Greedy": (greedy_env, lambda: mb.greedy_policy),
-                        "Popularity": (env, lambda: mb.popularity_policy),
-                        "MPC": (env, lambda: mb.clairvoyant_mpc_policy(
-                            search_env, horizon=config.mpc_horizon, num_rounds=config.mpc_rounds,
-                            num_proposals=config.mpc_proposals))}
-            play_env, make_policy = policies[name]
-            program = self._program(("baseline", name, setting.switching_cost), lambda: jax.jit(
-                lambda p: mb.evaluate_policy(play_env, p, make_policy(), self.eval_key, envs, frames)))
-            out = program(self.params(setting))
+            if name == "Greedy":  # its own env (the greedy scheduler)
+                _, greedy_env, _ = self._envs(setting)
+                program = self._program(("baseline", name, setting.switching_cost), lambda: jax.jit(
+                    lambda p: mb.evaluate_policy(greedy_env, p, mb.greedy_policy, self.eval_key, envs, frames)))
+                out = program(self.params(setting))
+            else:
+                out = self._evaluation(setting)(("MPC", "Popularity").index(name), self._untrained_agents(setting),
+                                                self.params(setting))
             return dict(mean_delay=_mean(out["mean_delay"]), reward=_mean(out["reward"]),
                         storage_violations=_mean(out["storage_violations"]))
 
@@ -629,19 +686,14 @@ class MECRunner:
         ddqn = config.ddqn(setting)
 
         def compute():
-            env, _, _ = self._envs(setting)
-            trainer = self._program(("trainer", ddqn), lambda: make_ddqn_trainer(ddqn, env_params=self.base))
+            trainer = self._trainer(ddqn)
             params = self.params(setting)
             runner = self._program(("init", ddqn), lambda: jax.jit(trainer.init))(
                 seed_key(config.seed, index), params)
             runner, first, last, train_seconds = _train_in_chunks(
                 self._program, ddqn, trainer, runner, params, ddqn.num_iterations, config.chunk_frames, "reward",
                 ppo=False)
-            capacity = env.config.max_storage_units
-            evaluate = self._program(("eval", ddqn), lambda: jax.jit(lambda agents, p: mb.evaluate_policy(
-                env, p, ddqn_policy(trainer.network, agents, capacity), self.eval_key, config.mec_eval_envs,
-                config.mec_eval_frames)))
-            out = evaluate(runner.train_state.params, params)
+            out = self._evaluation(setting)(2, runner.train_state.params, params)
             return dict(mean_delay=_mean(out["mean_delay"]), reward=_mean(out["reward"]),
                         storage_violations=_mean(out["storage_violations"]), train_seconds=train_seconds,
                         train_reward_first=first, train_reward_last=last)
