@@ -70,7 +70,10 @@ all, CPN 805 s over 65 units, MEC 1181 s over 75. CPN Greedy, coordinate ascent,
 0-7 s each; one PPO seed (200 updates x 64 envs x 24 steps) median 19 s for STPer (46 s with
 compilation), 13 s (40 s) for STPer-L, 6 s (24 s) for STPer-M. MEC Greedy and Popularity under
 1 s once compiled (6-10 s first), the H=3 MPC 5 s (44 s first), the bound 15-18 s per cycle
-amplitude, one DDQN seed (120 episodes) median 26 s (55 s first).
+amplitude, one DDQN seed (120 episodes) median 26 s (55 s first). Since then the baselines that
+share an env are branches of one program per static config (CPN: Greedy, coordinate ascent, MPC,
+Random-shortest; MEC: MPC, Popularity, TTOSC), so the compilation these per-unit seconds name
+now falls on the first unit of each shared program; the totals were not measured again.
 """
 
 from __future__ import annotations
