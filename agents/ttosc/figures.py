@@ -30,7 +30,7 @@ default ``runs/reproduce-ttosc-<preset>/figures``; nothing under docs/ is writte
   3 seeds, nice 15 beside other jobs, so an upper bound) took 92 s per 64 DDQN episodes and 72 s
   per 40 DDPG episodes (medians of 5 and 4 runs); 24 x (160 x 92 / 64 + 72) s = 2.0 h. The
   committed paper-preset Fig. 6 (docs/results.md) measured 114 s per point's DDQN alone on the
-  machine (median 225 s beside other jobs) and 31-60 s per point's DDPG.
+  machine (median 234 s beside other jobs) and 31-60 s per point's DDPG.
   ``--fig6-episodes 2000`` is the paper's budget (at 114 s per 160 episodes: 24 min per point, 9.5 h for 24).
   The CSV's ``train_s`` column is each point's training time: ``ttosc_fig6_delay.csv/png``.
 - ``runtime``: median time of one small-timescale decision (convex scheduling of one slot) and
