@@ -105,10 +105,15 @@ def frame_delay_lower_bound(arrivals, params: MECParams, weighting: str = "task"
     weight = slot_weights(arrivals, weighting)
     if not np.any(weight > 0):
         return 0.0
-    get = lambda leaf: np.asarray(jax.device_get(leaf))  # noqa: E731
-    value, _ = frame_relaxation(get(arrivals), get(model.base_delay(params)), get(params.task_cycles),
-                                get(params.es_cpu), get(params.service_size), get(params.storage_capacity), weight)
+    value, _ = frame_relaxation(np.asarray(jax.device_get(arrivals)), *_relaxation_inputs(params), weight)
     return value
+
+
+def _relaxation_inputs(params: MECParams) -> tuple[np.ndarray, ...]:
+    """The instance's inputs of ``solvers.bounds.frame_relaxation`` after the arrivals (host arrays)."""
+    get = lambda leaf: np.asarray(jax.device_get(leaf))  # noqa: E731
+    return (get(model.base_delay(params)), get(params.task_cycles), get(params.es_cpu), get(params.service_size),
+            get(params.storage_capacity))
 
 
 def frame_mean_delay(env: TwoTimescaleMEC, arrivals: jax.Array, deployment: jax.Array, params: MECParams,
@@ -372,18 +377,15 @@ def evaluation_lower_bound(env: TwoTimescaleMEC, params: MECParams, key: jax.Arr
                                                 num_frames))
     arrivals = np.asarray(out["arrivals"]).reshape((-1,) + out["arrivals"].shape[2:])
     tasks = np.asarray(out["tasks"], np.float64).reshape(-1)
-    if pool is None:
-        bounds = np.array([frame_delay_lower_bound(a, params, "task") for a in arrivals])
-    else:  # frame_delay_lower_bound's program, its inputs built here and solved in the pool's processes
-        from solvers.bounds import frame_relaxation_value
+    from solvers.bounds import frame_relaxation_value
 
-        get = lambda leaf: np.asarray(jax.device_get(leaf))  # noqa: E731
-        fixed = (get(model.base_delay(params)), get(params.task_cycles), get(params.es_cpu),
-                 get(params.service_size), get(params.storage_capacity))
-        weights = [slot_weights(a, "task") for a in arrivals]
-        busy = [i for i, w in enumerate(weights) if np.any(w > 0)]
-        values = pool.map(frame_relaxation_value, [(arrivals[i], *fixed, weights[i]) for i in busy],
-                          chunksize=max(1, len(busy) // 32))
-        bounds = np.zeros(len(arrivals))
-        bounds[busy] = list(values)
+    # frame_delay_lower_bound of every frame, the instance's inputs built once; a frame without tasks is 0
+    fixed = _relaxation_inputs(params)
+    weights = [slot_weights(a, "task") for a in arrivals]
+    busy = [i for i, w in enumerate(weights) if np.any(w > 0)]
+    jobs = [(arrivals[i], *fixed, weights[i]) for i in busy]
+    values = (map(frame_relaxation_value, jobs) if pool is None
+              else pool.map(frame_relaxation_value, jobs, chunksize=max(1, len(busy) // 32)))
+    bounds = np.zeros(len(arrivals))
+    bounds[busy] = list(values)
     return float(np.sum(bounds * tasks) / tasks.sum())
